@@ -1,0 +1,73 @@
+"""Settings for every Vroegsignaal process, read from `VROEGSIGNAAL_*` environment variables.
+
+The names are part of the public contract (DESIGN.md, "Configuration"); `deploy/` uses them too.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BusBackend(StrEnum):
+    """Which event bus carries the topics between the services."""
+
+    POSTGRES = "postgres"
+    KAFKA = "kafka"
+
+
+class Settings(BaseSettings):
+    """One settings object per process; build it with `get_settings()` or directly in tests."""
+
+    model_config = SettingsConfigDict(env_prefix="VROEGSIGNAAL_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql:// or postgresql+asyncpg:// URL; unset starts embedded PostgreSQL",
+    )
+    data_dir: Path = Field(default=Path(".vroegsignaal"), description="embedded database home")
+    bus: BusBackend = BusBackend.POSTGRES
+    kafka_bootstrap_servers: str = "localhost:9092"
+    ruleset: Path | None = Field(default=None, description="ruleset YAML; unset: packaged")
+    escalation_policy: Path | None = Field(default=None, description="policy YAML; unset: packaged")
+    smtp_url: str | None = None
+    webhook_allow_private: bool = False
+    timezone: str = "Europe/Amsterdam"
+    environment: str = Field(default="development", description="development or production")
+    idempotency_ttl: timedelta = timedelta(hours=24)
+    max_body_bytes: int = 1024 * 1024
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+            raise ValueError("must start with postgresql:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)  # a typo fails at start-up, not at the first digest
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The zone for calendars, schedules and the Dutch texts."""
+        return ZoneInfo(self.timezone)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

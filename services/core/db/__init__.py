@@ -1,0 +1,1 @@
+"""Database access: the ORM base, the models (one module per table) and the engine."""

@@ -1,0 +1,58 @@
+"""Deliveries: one message to one recipient, a work queue claimed with SKIP LOCKED."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.core.db.base import Base, created_at, text_enum, uuid_pk
+from services.core.domain import DeliveryChannel, DeliveryStatus
+
+
+class Delivery(Base):
+    """A webhook call or an e-mail, retried with backoff until it succeeds or runs out of tries."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint(
+            "(channel = 'webhook') = (subscription_id IS NOT NULL)", name="webhook_subscription"
+        ),
+        CheckConstraint("(channel = 'email') = (email IS NOT NULL)", name="email_recipient"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        # The worker claims due pending deliveries in order.
+        Index(
+            "ix_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_deliveries_subscription_created", "subscription_id", "created_at"),
+        Index("ix_deliveries_organisation_status", "organisation_id", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    channel: Mapped[DeliveryChannel] = mapped_column(text_enum(DeliveryChannel, "channel"))
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE")
+    )
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
+    )
+    email: Mapped[str | None] = mapped_column(String(320))
+    alert_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("alerts.id", ondelete="SET NULL"), index=True
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column()
+    event_type: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        text_enum(DeliveryStatus, "delivery_status"), server_default="pending"
+    )
+    attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    last_attempt_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = created_at()
