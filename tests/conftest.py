@@ -12,6 +12,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -31,9 +32,11 @@ def _server_url() -> Iterator[str]:
         return
     from services.core.embedded import embedded_postgres
 
-    with tempfile.TemporaryDirectory(prefix="vroegsignaal-test-") as tmp:
-        with embedded_postgres(Path(tmp)) as url:
-            yield url
+    with (
+        tempfile.TemporaryDirectory(prefix="vroegsignaal-test-") as tmp,
+        embedded_postgres(Path(tmp)) as url,
+    ):
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -42,16 +45,10 @@ def server_url() -> Iterator[str]:
     yield from _server_url()
 
 
-def _asyncpg_dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
-
-
-def _admin_connect_args(url: str) -> dict[str, object]:
+def admin_connect_args(url: str) -> dict[str, Any]:
+    """asyncpg arguments for the server's maintenance database (works with socket URLs too)."""
     parsed = make_url(url)
-    args: dict[str, object] = {
+    args: dict[str, Any] = {
         "user": parsed.username or "postgres",
         "database": "postgres",
     }
@@ -69,7 +66,7 @@ def _admin_connect_args(url: str) -> dict[str, object]:
 async def database_url(server_url: str) -> AsyncIterator[str]:
     """A database of our own on that server, migrated to head; dropped after the run."""
     name = f"vroegsignaal_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(**_admin_connect_args(server_url))  # type: ignore[arg-type]
+    admin = await asyncpg.connect(**admin_connect_args(server_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -77,7 +74,7 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     await migrate.upgrade(url)
     yield url
-    admin = await asyncpg.connect(**_admin_connect_args(server_url))  # type: ignore[arg-type]
+    admin = await asyncpg.connect(**admin_connect_args(server_url))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

@@ -43,7 +43,7 @@ ROLE_FOR_KIND: dict[OrgKind, Role] = {
 
 
 class Cluster(StrEnum):
-    """The clusters of crucial care (seed 001 § 3.2 and Figure 1, plus crisis beds from seed 000)."""
+    """The clusters of crucial care (seed 001 § 3.2 and Figure 1; crisis beds from seed 000)."""
 
     ACUTE = "acute"
     OUTREACH = "outreach"

