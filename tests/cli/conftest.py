@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from click.testing import Result
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from services.cli import app
 
@@ -38,7 +36,7 @@ class Cli:
 
 
 @pytest.fixture
-def cli(cli_env: dict[str, str], sessions: async_sessionmaker[AsyncSession]) -> Iterator[Cli]:
+def cli(cli_env: dict[str, str], sessions: async_sessionmaker[AsyncSession]) -> Cli:
     """A CLI on a clean database (the `sessions` fixture empties it after the test)."""
     return Cli({**cli_env, "COLUMNS": "200"})
 
@@ -48,6 +46,3 @@ def seeded(cli: Cli) -> Cli:
     """The CLI on a database with the reference data loaded."""
     cli.json("seed")
     return cli
-
-
-Refused = Callable[[Result], None]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from click.testing import Result
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typer.testing import Result
 
 from services.core.auth import api_key_matches, hash_api_key, password_matches
 from services.core.db.models import ApiKey, Department, InsurerRegion, Organisation, User

@@ -114,7 +114,14 @@ def test_up_demo_serves_health_docs_and_stops_postgres_on_ctrl_c(data_dir: Path)
     assert wait_until_gone(data_dir), "Ctrl-C must leave no PostgreSQL process behind"
     credentials = json.loads((data_dir / "demo-credentials.json").read_text())
     roles = {c["role"] for c in credentials["credentials"]}
-    assert roles == {"provider", "insurer", "regional_table", "national_table", "governance", "admin"}
+    assert roles == {
+        "provider",
+        "insurer",
+        "regional_table",
+        "national_table",
+        "governance",
+        "admin",
+    }
 
 
 def test_second_process_reuses_the_server_and_sigterm_stops_it(data_dir: Path) -> None:

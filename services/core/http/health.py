@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 router = APIRouter(tags=["operations"])
@@ -33,6 +33,8 @@ async def readyz(request: Request) -> JSONResponse:
     expected: str = request.app.state.schema_head
     try:
         revision = await asyncio.wait_for(_schema_revision(engine), READY_TIMEOUT_SECONDS)
+    except ProgrammingError:
+        revision = None  # reachable, but no alembic_version table: never migrated
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         return JSONResponse(
             {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"},
@@ -41,7 +43,11 @@ async def readyz(request: Request) -> JSONResponse:
         )
     if revision != expected:
         return JSONResponse(
-            {"status": "unavailable", "database": f"schema at {revision}, expected {expected}"},
+            {
+                "status": "unavailable",
+                "database": f"schema at {revision or 'nothing'}, expected {expected}:"
+                " run `vroegsignaal migrate`",
+            },
             status_code=503,
             headers={"Retry-After": "30"},
         )

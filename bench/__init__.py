@@ -1,0 +1,1 @@
+"""Benchmarks; each script records its method and figures in docs/benchmarks.md."""

@@ -1,0 +1,68 @@
+"""The shared HTTP app: health, readiness, reference lists and errors as problem details."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.core.config import Settings
+from services.core.http.app import create_app
+from services.core.reference import seed_reference_data
+
+
+async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest.fixture
+async def client(
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with sessions() as session, session.begin():
+        await seed_reference_data(session)
+    async for client in client_for(create_app(Settings(), database_url)):
+        yield client
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["schema"] == "0001"
+
+
+async def test_readiness_fails_while_the_database_is_unreachable() -> None:
+    unreachable = "postgresql://postgres@127.0.0.1:1/nothing"
+    async for client in client_for(create_app(Settings(), unreachable)):
+        assert (await client.get("/healthz")).status_code == 200
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.headers["retry-after"]
+        assert "unreachable" in ready.json()["database"]
+
+
+async def test_reference_lists(client: httpx.AsyncClient) -> None:
+    regions = (await client.get("/v1/regions")).json()
+    assert len(regions) == 42
+    assert {"code": "zuid-limburg", "name": "Zuid-Limburg", "active": True}.items() <= next(
+        r for r in regions if r["code"] == "zuid-limburg"
+    ).items()
+    care_types = (await client.get("/v1/care-types")).json()
+    hic = next(c for c in care_types if c["code"] == "acute.hic")
+    assert hic["cluster"] == "acute" and hic["waiting_norms_apply"] is False
+
+
+async def test_errors_are_problem_details(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/v1/nothing-here")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json() == missing.json() | {"status": 404, "title": "Not Found"}
+    wrong_method = await client.delete("/v1/regions")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["status"] == 405
