@@ -183,6 +183,19 @@ def upgrade() -> None:
         sa.Column("mandate_municipality", sa.String(length=200), nullable=True),
         sa.Column("active", sa.Boolean(), server_default="true", nullable=False),
         sa.Column(
+            "source",
+            sa.Enum(
+                "packaged",
+                "imported",
+                name="region_source",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            server_default="packaged",
+            nullable=False,
+        ),
+        sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),

@@ -42,7 +42,7 @@ from services.core.db.models import (
     Region,
 )
 from services.core.domain import Scope
-from services.core.reference_data import provider_kind
+from services.core.reference import provider_kind
 
 ORG_HELP = "AGB code, UZOVI code, region code, national_table, governance, or the exact name."
 
@@ -230,8 +230,8 @@ def department_import(
 
 
 def _count_rows(file: Path) -> int:
-    from services.core.admin.csvfile import read_csv
     from services.core.admin.departments import DEPARTMENT_CSV_COLUMNS
+    from services.core.csvfile import read_csv
 
     return len(read_csv(file, DEPARTMENT_CSV_COLUMNS))
 

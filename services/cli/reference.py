@@ -19,7 +19,8 @@ from services.cli.common import (
     table,
 )
 from services.core.db.models import CareType, Department, Region
-from services.core.reference_data import import_regions, read_regions_csv
+from services.core.domain import RegionSource
+from services.core.reference import import_regions, read_regions_csv
 
 regions = typer.Typer(help="IZA regions (each with its regional table).", no_args_is_help=True)
 care_types = typer.Typer(help="The crucial care types and their clusters.", no_args_is_help=True)
@@ -78,7 +79,9 @@ def region_import(
     rows = checked(lambda: read_regions_csv(file))
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        report = await import_regions(session, rows, retire_missing=retire_missing)
+        report = await import_regions(
+            session, rows, source=RegionSource.IMPORTED, retire_missing=retire_missing
+        )
         return report.as_dict()
 
     report = run_in_transaction(work)

@@ -27,7 +27,7 @@ from services.core.db.engine import make_engine, make_sessions
 from services.core.db.server import open_database
 from services.core.demo import DemoWorld, load_demo_world
 from services.core.http.app import create_app
-from services.core.reference_data import seed_reference_data
+from services.core.reference import seed_reference_data
 
 
 def _step(message: str) -> float:

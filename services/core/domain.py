@@ -42,6 +42,13 @@ ROLE_FOR_KIND: dict[OrgKind, Role] = {
 }
 
 
+class RegionSource(StrEnum):
+    """Who last decided a region's name, mandate municipality and active flag."""
+
+    PACKAGED = "packaged"  # the list shipped with the package; `seed` keeps it up to date
+    IMPORTED = "imported"  # an operator's `region import`; `seed` leaves the region alone
+
+
 class Cluster(StrEnum):
     """The clusters of crucial care (seed 001 § 3.2 and Figure 1; crisis beds from seed 000)."""
 

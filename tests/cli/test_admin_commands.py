@@ -55,6 +55,18 @@ def test_region_and_care_type_lists(seeded: Cli) -> None:
     assert "acute.hic" in human.stdout
 
 
+def test_region_import_survives_the_next_seed(seeded: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "regions.csv"
+    path.write_text(
+        "code,name,mandate_municipality\nzhe-bar,Zuid-Hollandse Eilanden,Nissewaard\n",
+        encoding="utf-8",
+    )
+    assert seeded.json("region", "import", str(path))["updated"] == 1
+    assert seeded.json("seed")["regions"]["kept_imported"] == 1
+    regions = {r["code"]: r for r in seeded.json("region", "list")}
+    assert regions["zhe-bar"]["name"] == "Zuid-Hollandse Eilanden"
+
+
 async def test_org_add_provider_and_insurer(
     seeded: Cli, sessions: async_sessionmaker[AsyncSession]
 ) -> None:

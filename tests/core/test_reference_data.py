@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.db.base import Base
 from services.core.db.models import CareType, Organisation, Region, WaitingTimeNorm
-from services.core.domain import Cluster, OrgKind, Scope, slugify
+from services.core.domain import Cluster, OrgKind, RegionSource, Scope, slugify
 from services.core.errors import Conflict, InvalidInput
-from services.core.reference_data import (
+from services.core.reference import (
     ImportReport,
     RegionRow,
     SeedReport,
@@ -45,7 +45,9 @@ async def import_in_transaction(
     sessions: Sessions, rows: list[RegionRow], *, retire_missing: bool = False
 ) -> ImportReport:
     async with sessions() as session, session.begin():
-        return await import_regions(session, rows, retire_missing=retire_missing)
+        return await import_regions(
+            session, rows, source=RegionSource.IMPORTED, retire_missing=retire_missing
+        )
 
 
 async def dump(sessions: Sessions) -> dict[str, list[dict[str, Any]]]:
@@ -154,10 +156,11 @@ def test_bad_regions_csv_is_refused_with_every_problem_and_its_row(tmp_path: Pat
         read_regions_csv(path)
     lines = str(refused.value).splitlines()
     assert lines == [
-        "regions.csv: row 2: code 'twente' is also in row 1",
-        "regions.csv: row 3: code 'Foo Bar' is not a slug (lowercase letters, digits and dashes)",
-        "regions.csv: row 4: name is empty",
-        "regions.csv: row 5: name 'twente' is also in row 1",
+        "regions.csv refused, nothing imported (4 problem(s)):",
+        "  row 2: code 'twente' is also in row 1",
+        "  row 3: code 'Foo Bar' is not a slug (lowercase letters, digits and dashes)",
+        "  row 4: name is empty",
+        "  row 5: name 'twente' is also in row 1",
     ]
 
 
@@ -268,6 +271,7 @@ async def test_seeding_twice_changes_no_row(sessions: Sessions) -> None:
             "created": 0,
             "updated": 0,
             "unchanged": 42,
+            "kept_imported": 0,
             "retired": 0,
             "tables_created": 0,
             "tables_renamed": 0,
@@ -318,8 +322,15 @@ async def test_renamed_region_keeps_its_id_and_its_table_follows(sessions: Sessi
     report = await import_in_transaction(sessions, rows)
     assert (report.created, report.updated, report.unchanged) == (0, 1, 41)
     assert (report.tables_created, report.tables_renamed) == (0, 1)
-    new = (await regions_by_code(sessions))["zhe-bar"]
-    assert (new.id, new.name) == (old.id, "Zuid-Hollandse Eilanden")
+    regions = await regions_by_code(sessions)
+    new = regions["zhe-bar"]
+    assert (new.id, new.name, new.source) == (
+        old.id,
+        "Zuid-Hollandse Eilanden",
+        RegionSource.IMPORTED,
+    )
+    # Only what the import changed becomes the operator's; the rest stays with the packaged list.
+    assert {code for code, r in regions.items() if r.source is RegionSource.IMPORTED} == {"zhe-bar"}
     table = await table_of(sessions, new.id)
     assert table.id == old_table.id
     assert table.name == regional_table_name("Zuid-Hollandse Eilanden")
@@ -386,3 +397,92 @@ async def test_refused_imports_change_nothing(sessions: Sessions, tmp_path: Path
     with pytest.raises(Conflict, match="belongs to region 'twente'"):
         await import_in_transaction(sessions, [RegionRow("twente-nieuw", "Twente")])
     assert await dump(sessions) == before
+
+
+# --- seed after an operator's import --------------------------------------------------------------
+
+
+async def test_seed_keeps_the_name_an_operator_imported(sessions: Sessions) -> None:
+    await seed(sessions)
+    await import_in_transaction(
+        sessions, renamed(packaged_regions(), "zhe-bar", "Zuid-Hollandse Eilanden")
+    )
+    before = await dump(sessions)
+    report = await seed(sessions)
+    assert await dump(sessions) == before
+    assert report.regions.as_dict() == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 42,
+        "kept_imported": 1,
+        "retired": 0,
+        "tables_created": 0,
+        "tables_renamed": 0,
+    }
+    region = (await regions_by_code(sessions))["zhe-bar"]
+    assert (region.name, region.source) == ("Zuid-Hollandse Eilanden", RegionSource.IMPORTED)
+    assert (await table_of(sessions, region.id)).name == "Regionale tafel Zuid-Hollandse Eilanden"
+
+
+async def test_seed_does_not_bring_back_a_region_the_operator_retired(sessions: Sessions) -> None:
+    await seed(sessions)
+    kept = [row for row in packaged_regions() if row.code != "twente"]
+    await import_in_transaction(sessions, kept, retire_missing=True)
+    report = await seed(sessions)
+    assert (report.regions.updated, report.regions.unchanged) == (0, 42)
+    assert report.regions.kept_imported == 1
+    twente = (await regions_by_code(sessions))["twente"]
+    assert (twente.active, twente.source) == (False, RegionSource.IMPORTED)
+
+    # The operator may bring it back with an import; it stays the operator's.
+    await import_in_transaction(sessions, packaged_regions())
+    await seed(sessions)
+    twente = (await regions_by_code(sessions))["twente"]
+    assert (twente.active, twente.source) == (True, RegionSource.IMPORTED)
+
+
+async def test_a_region_only_in_the_import_stays_after_seed(sessions: Sessions) -> None:
+    await seed(sessions)
+    rows = [*packaged_regions(), RegionRow("testregio", "Testregio", "Teststad")]
+    await import_in_transaction(sessions, rows, retire_missing=True)
+    report = await seed(sessions)
+    assert (report.regions.created, report.regions.updated, report.regions.retired) == (0, 0, 0)
+    assert report.organisations.created == 0
+    region = (await regions_by_code(sessions))["testregio"]
+    assert (region.name, region.mandate_municipality, region.active) == (
+        "Testregio",
+        "Teststad",
+        True,
+    )
+    assert region.source is RegionSource.IMPORTED
+    assert (await table_of(sessions, region.id)).name == "Regionale tafel Testregio"
+
+
+async def test_seed_adds_a_packaged_region_the_import_left_out(sessions: Sessions) -> None:
+    """An import that never mentions a packaged region leaves it to the packaged list."""
+    async with sessions() as session, session.begin():
+        await import_regions(
+            session, [RegionRow("testregio", "Testregio")], source=RegionSource.IMPORTED
+        )
+    report = await seed(sessions)
+    assert (report.regions.created, report.regions.kept_imported) == (42, 0)
+    regions = await regions_by_code(sessions)
+    assert len(regions) == 43
+    assert regions["twente"].source is RegionSource.PACKAGED
+
+
+async def test_seed_leaves_an_imported_name_that_a_packaged_region_had_before(
+    sessions: Sessions,
+) -> None:
+    """An operator may give a packaged region's old name to a new code; seed does not fight it."""
+    await seed(sessions)
+    rows = [
+        *renamed(packaged_regions(), "twente", "Twente (oud)"),
+        RegionRow("twente-nieuw", "Twente", "Enschede"),
+    ]
+    await import_in_transaction(sessions, rows)
+    before = await dump(sessions)
+    await seed(sessions)
+    assert await dump(sessions) == before
+    regions = await regions_by_code(sessions)
+    assert (regions["twente"].name, regions["twente-nieuw"].name) == ("Twente (oud)", "Twente")

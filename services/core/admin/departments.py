@@ -10,8 +10,8 @@ from pathlib import Path
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.admin.csvfile import read_csv, refuse_if
 from services.core.audit import record_audit
+from services.core.csvfile import read_csv, refuse_if
 from services.core.db.models import CareType, Department, Organisation, Region
 from services.core.domain import OrgKind, Scope, is_agb
 from services.core.errors import Conflict, InvalidInput, NotFound
@@ -187,7 +187,7 @@ async def import_departments(
         problems.extend(f"row {number}: {problem}" for problem in row_problems)
         if progress:
             progress(1)
-    refuse_if(path, problems)
+    refuse_if(path.name, problems)
     created = []
     for spec in specs:
         created.append(await _insert(session, spec, refs))

@@ -9,8 +9,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.admin.csvfile import read_csv, refuse_if
 from services.core.audit import record_audit
+from services.core.csvfile import read_csv, refuse_if
 from services.core.db.models import InsurerRegion, Organisation, Region
 from services.core.domain import OrgKind, is_agb, is_uzovi
 from services.core.errors import Conflict, InvalidInput, NotFound
@@ -189,6 +189,6 @@ async def import_organisations(
         unknown = [code for code in spec.coordinates if code not in known_regions]
         if unknown:
             problems.append(f"row {number}: unknown region code(s) {', '.join(unknown)}")
-    refuse_if(path, problems)
+    refuse_if(path.name, problems)
     region_ids = await _region_ids(session, {code for spec in specs for code in spec.coordinates})
     return [(await _insert(session, spec, region_ids), spec) for spec in specs]
