@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.config import Settings
 from services.core.db.engine import make_engine, make_sessions
+from services.core.db.migrate import schema_head
 from services.core.db.server import open_database
 from services.core.errors import InvalidInput
 
@@ -46,12 +47,12 @@ def settings() -> Settings:
         fail(f"bad configuration: {exc}".replace("\n", " "))
 
 
-async def _schema_present(session: AsyncSession) -> bool:
+async def _schema_revision(session: AsyncSession) -> str | None:
     try:
-        await session.execute(text("SELECT 1 FROM alembic_version"))
+        revision = await session.scalar(text("SELECT version_num FROM alembic_version"))
     except ProgrammingError:
-        return False
-    return True
+        return None
+    return str(revision) if revision else None
 
 
 def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -62,8 +63,14 @@ def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         engine = make_engine(url, pool_size=2)
         try:
             async with make_sessions(engine)() as session:
-                if not await _schema_present(session):
+                revision, expected = await _schema_revision(session), schema_head(url)
+                if revision is None:
                     fail("the database has no schema yet: run `vroegsignaal migrate` first")
+                if revision != expected:
+                    fail(
+                        f"the database schema is at revision {revision}, this version needs"
+                        f" {expected}: run `vroegsignaal migrate` first"
+                    )
                 await session.rollback()
                 async with session.begin():
                     return await work(session)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import Result
 
@@ -308,3 +308,19 @@ def test_admin_commands_need_a_schema(cli: Cli, tmp_path: Path) -> None:
     )
     result = Cli(env)("region", "list")
     assert_refused(result, "vroegsignaal migrate")
+
+
+async def test_admin_commands_refuse_an_outdated_schema(
+    cli: Cli, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A database left at an older revision gets a clear instruction, not a SQL error."""
+    async with sessions() as session, session.begin():
+        current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+        await session.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+    try:
+        assert_refused(cli("region", "list"), "revision 0000", "vroegsignaal migrate")
+    finally:
+        async with sessions() as session, session.begin():
+            await session.execute(
+                text("UPDATE alembic_version SET version_num = :v"), {"v": current}
+            )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from services.core.db.engine import async_url
@@ -18,6 +19,14 @@ def alembic_config(url: str) -> Config:
     config.set_main_option("script_location", str(Path(str(files("migrations")))))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
+
+
+def schema_head(url: str = "") -> str:
+    """The revision this code expects the database to be at (the newest migration)."""
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if head is None:
+        raise RuntimeError("no migrations found in the package")
+    return head
 
 
 async def _run(url: str, action: str, revision: str) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, FastAPI
 
 from services import __version__
 from services.core.config import Settings
 from services.core.db.engine import make_engine, make_sessions
-from services.core.db.migrate import alembic_config
+from services.core.db.migrate import schema_head
 from services.core.http import health, reference
 from services.core.http.problems import install_problem_handlers
 
@@ -20,13 +19,6 @@ Early warning for continuity risks in Dutch crucial mental health care (*crucial
 Providers and coordinating insurers post department-level signals; the rules engine judges each
 department; alerts go up the ladder to the regional and national tables.
 """
-
-
-def schema_head(database_url: str) -> str:
-    """The migration revision this code expects the database to be at."""
-    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-    assert head is not None
-    return head
 
 
 def create_app(
