@@ -8,7 +8,7 @@ from types import FrameType
 
 import typer
 
-from services.cli import admin, reference, run
+from services.cli import admin, reference, run, signals
 
 app = typer.Typer(
     name="vroegsignaal",
@@ -26,6 +26,8 @@ app.add_typer(admin.orgs, name="org")
 app.add_typer(admin.departments, name="department")
 app.add_typer(admin.apikeys, name="apikey")
 app.add_typer(admin.users, name="user")
+app.add_typer(signals.inbound, name="inbound")
+app.add_typer(signals.signals, name="signals")
 
 
 def _exit_on_sigterm(signum: int, _: FrameType | None) -> None:

@@ -41,7 +41,11 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Amsterdam"
     environment: str = Field(default="development", description="development or production")
     idempotency_ttl: timedelta = timedelta(hours=24)
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    rate_limit_per_second: float = Field(
+        default=50.0, gt=0, description="requests per second per organisation, on average"
+    )
+    rate_limit_burst: int = Field(default=200, gt=0, description="requests allowed in a burst")
 
     @field_validator("database_url")
     @classmethod

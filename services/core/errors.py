@@ -13,3 +13,7 @@ class NotFound(InvalidInput):
 
 class Conflict(InvalidInput):
     """The input collides with what is there (a duplicate department code, a second key)."""
+
+
+class Forbidden(InvalidInput):
+    """The caller may not do this: another organisation's department, a role that may not act."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import secrets
 import uuid
 from datetime import UTC, datetime
 
@@ -11,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.audit import record_audit
 from services.core.auth import hash_password, new_api_key
-from services.core.db.models import ApiKey, Organisation, User
-from services.core.domain import ROLE_FOR_KIND, Role
+from services.core.db.models import ApiKey, InboundSource, Organisation, User
+from services.core.domain import ROLE_FOR_KIND, OrgKind, Role
 from services.core.errors import Conflict, InvalidInput, NotFound
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -129,3 +131,43 @@ async def add_user(
         details={"email": email, "org_admin": org_admin},
     )
     return user
+
+
+INBOUND_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+async def create_inbound_source(
+    session: AsyncSession, *, organisation: Organisation, name: str
+) -> tuple[InboundSource, str]:
+    """Register a provider system that pushes signals; returns the row and its secret."""
+    if organisation.kind not in (OrgKind.PROVIDER, OrgKind.INSURER):
+        raise InvalidInput(
+            f"{organisation.name!r} is a {organisation.kind.value}; only providers and insurers"
+            " post signals"
+        )
+    if not INBOUND_NAME.match(name) or len(name) > 64:
+        raise InvalidInput(
+            f"source name {name!r} must be lowercase letters, digits and dashes (it becomes the"
+            " URL /v1/webhooks/inbound/<name>)"
+        )
+    if await session.scalar(select(InboundSource.id).where(InboundSource.name == name)):
+        raise Conflict(f"an inbound source named {name} already exists")
+    secret = new_webhook_secret()
+    source = InboundSource(organisation_id=organisation.id, name=name, secret=secret)
+    session.add(source)
+    await session.flush()
+    await record_audit(
+        session,
+        action="inbound_source.created",
+        object_type="inbound_source",
+        object_id=str(source.id),
+        channel="cli",
+        organisation_id=organisation.id,
+        details={"name": name},
+    )
+    return source, secret

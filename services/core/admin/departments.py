@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,14 @@ def _check(spec: DepartmentSpec, refs: _References) -> list[str]:
     return problems
 
 
-async def _insert(session: AsyncSession, spec: DepartmentSpec, refs: _References) -> Department:
+async def _insert(
+    session: AsyncSession,
+    spec: DepartmentSpec,
+    refs: _References,
+    *,
+    channel: str = "cli",
+    api_key_id: uuid.UUID | None = None,
+) -> Department:
     care_type = refs.care_types[spec.care_type]
     department = Department(
         provider_id=refs.providers[spec.provider_agb].id,
@@ -121,15 +129,22 @@ async def _insert(session: AsyncSession, spec: DepartmentSpec, refs: _References
         action="department.created",
         object_type="department",
         object_id=str(department.id),
-        channel="cli",
+        channel=channel,
         organisation_id=department.provider_id,
+        api_key_id=api_key_id,
         details={"code": spec.code, "care_type": care_type.code, "region": spec.region},
     )
     return department
 
 
-async def add_department(session: AsyncSession, spec: DepartmentSpec) -> Department:
-    """Register one department of a provider."""
+async def add_department(
+    session: AsyncSession,
+    spec: DepartmentSpec,
+    *,
+    channel: str = "cli",
+    api_key_id: uuid.UUID | None = None,
+) -> Department:
+    """Register one department of a provider (by the operator, or by the provider's system)."""
     refs = await _load_references(session, [spec])
     problems = _check(spec, refs)
     if problems:
@@ -137,7 +152,7 @@ async def add_department(session: AsyncSession, spec: DepartmentSpec) -> Departm
         unknown = any(problem.startswith(("no provider", "unknown")) for problem in problems)
         error = Conflict if duplicate else NotFound if unknown else InvalidInput
         raise error("; ".join(problems))
-    return await _insert(session, spec, refs)
+    return await _insert(session, spec, refs, channel=channel, api_key_id=api_key_id)
 
 
 def _parse_row(row: dict[str, str]) -> tuple[DepartmentSpec | None, list[str]]:

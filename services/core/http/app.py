@@ -6,13 +6,17 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from prometheus_client import make_asgi_app
 
 from services import __version__
 from services.core.config import Settings
 from services.core.db.engine import make_engine, make_sessions
 from services.core.db.migrate import schema_head
 from services.core.http import health, reference
+from services.core.http.auth import KeyCache
+from services.core.http.limits import BodySizeLimit
 from services.core.http.problems import install_problem_handlers
+from services.core.ratelimit import RateLimiter
 
 DESCRIPTION = """
 Early warning for continuity risks in Dutch crucial mental health care (*cruciale ggz*).
@@ -33,6 +37,10 @@ def create_app(
         app.state.engine = engine
         app.state.sessions = make_sessions(engine)
         app.state.schema_head = schema_head(database_url)
+        app.state.key_cache = KeyCache()
+        app.state.rate_limiter = RateLimiter(
+            rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+        )
         try:
             yield
         finally:
@@ -45,6 +53,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.mount("/metrics", make_asgi_app())
     app.include_router(health.router)
     app.include_router(reference.router)
     for router in routers:

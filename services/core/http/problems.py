@@ -9,10 +9,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
+# Most specific first: NotFound and the others are kinds of InvalidInput.
+_STATUS_OF: tuple[tuple[type[InvalidInput], int], ...] = (
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidInput, 422),
+)
 
 
 def problem(status: int, detail: str, *, type_: str = "about:blank", **extra: Any) -> JSONResponse:
@@ -47,6 +58,26 @@ def install_problem_handlers(app: FastAPI) -> None:
             for error in exc.errors()
         ]
         return problem(422, "The request is not valid; see `errors`.", errors=errors)
+
+    @app.exception_handler(InvalidInput)
+    async def refused(_: Request, exc: InvalidInput) -> JSONResponse:
+        status = next(code for kind, code in _STATUS_OF if isinstance(exc, kind))
+        return problem(status, str(exc))
+
+    @app.exception_handler(IntegrityError)
+    async def collided(_: Request, exc: IntegrityError) -> JSONResponse:
+        # Two requests raced for the same unique thing; the loser may simply retry.
+        return problem(409, "The request conflicts with a change made at the same moment; retry.")
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(OSError)
+    @app.exception_handler(TimeoutError)
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        response = problem(503, "The database is unavailable; nothing was stored. Retry later.")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
