@@ -1,0 +1,133 @@
+"""`inbound add` and `signals import`: how provider systems and files bring signals in."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.cli.common import JSON_OPTION, emit, err, fail, out, run_in_transaction
+from services.core.access import load_caller
+from services.core.admin.credentials import create_inbound_source
+from services.core.admin.organisations import resolve_organisation
+from services.core.domain import ROLE_FOR_KIND, SignalSource, slugify
+from services.ingest.csv_format import parse_signals_csv
+from services.ingest.intake import now
+from services.ingest.recording import record_signals
+from services.ingest.validation import SignalsRefused
+
+ORG_HELP = "AGB code, UZOVI code or exact name of the provider or insurer."
+CHUNK = 500  # signals per statement: the progress bar moves, memory stays flat
+
+inbound = typer.Typer(
+    help="Provider systems that push signals by signed webhook.", no_args_is_help=True
+)
+signals = typer.Typer(help="Signals from files.", no_args_is_help=True)
+
+
+@inbound.command("add")
+def inbound_add(
+    org: str = typer.Option(..., help=ORG_HELP),
+    name: str | None = typer.Option(
+        None, help="The source's name in the URL; default: from the organisation's name."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Register a system that pushes signals; prints its signing secret once."""
+
+    async def work(session: AsyncSession) -> dict[str, object]:
+        organisation = await resolve_organisation(session, org)
+        source, secret = await create_inbound_source(
+            session, organisation=organisation, name=name or slugify(organisation.name)
+        )
+        return {
+            "name": source.name,
+            "organisation": organisation.name,
+            "url": f"/v1/webhooks/inbound/{source.name}",
+            "secret": secret,
+        }
+
+    made = run_in_transaction(work)
+
+    def human() -> None:
+        out.print(f"Inbound source {made['name']} for {made['organisation']}: POST {made['url']}")
+        out.print(f"Signing secret: {made['secret']}", highlight=False)
+        err.print("Store the secret now: it is not shown again.")
+
+    emit(as_json, made, human)
+
+
+def _read(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        fail(f"{file}: no such file")
+    except UnicodeDecodeError:
+        fail(f"{file.name}: not UTF-8 text")
+
+
+@signals.command("import")
+def signals_import(
+    file: Path = typer.Argument(..., help="CSV file, columns as in docs/csv.md"),
+    org: str = typer.Option(..., help=ORG_HELP),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Store the signals of a CSV file for an organisation; a file with a bad row is refused
+    whole, naming each row and field."""
+    text = _read(file)
+    try:
+        parsed = parse_signals_csv(text, source=file.name, now=now())
+    except SignalsRefused as exc:
+        lines = "\n  ".join(f"{error.path}: {error.message}" for error in exc.errors)
+        fail(f"{file.name} refused, nothing stored ({len(exc.errors)} problem(s)):\n  {lines}")
+
+    async def work(session: AsyncSession) -> dict[str, object]:
+        organisation = await resolve_organisation(session, org)
+        caller = await load_caller(
+            session, organisation, ROLE_FOR_KIND[organisation.kind], channel="cli"
+        )
+        received_at = now()
+        stored = 0
+        kinds: Counter[str] = Counter()
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+        ) as progress:
+            task = progress.add_task(f"{file.name}: storing", total=len(parsed))
+            for start in range(0, len(parsed), CHUNK):
+                chunk = parsed[start : start + CHUNK]
+                for item in await record_signals(
+                    session,
+                    caller=caller,
+                    signals=chunk,
+                    source=SignalSource.CSV,
+                    received_at=received_at,
+                ):
+                    stored += item.stored
+                    kinds[item.kind] += 1
+                progress.advance(task, len(chunk))
+        return {
+            "file": file.name,
+            "organisation": organisation.name,
+            "rows": len(parsed),
+            "stored": stored,
+            "already_stored": len(parsed) - stored,
+            "by_kind": dict(sorted(kinds.items())),
+        }
+
+    report = run_in_transaction(work)
+    emit(
+        as_json,
+        report,
+        lambda: out.print(
+            f"{report['file']}: {report['rows']} signals for {report['organisation']} —"
+            f" {report['stored']} stored, {report['already_stored']} already there"
+            f" ({', '.join(f'{k} {v}' for k, v in report['by_kind'].items())})"  # type: ignore[attr-defined]
+        ),
+    )
