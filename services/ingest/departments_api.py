@@ -128,12 +128,12 @@ def _read(row: Any) -> DepartmentRead:
 async def list_departments(
     request: Request,
     caller: CallerDep,
-    region: str | None = None,
-    care_type: str | None = None,
+    region: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,64}$")] = None,
+    care_type: Annotated[str | None, Query(pattern=r"^[a-z0-9_.]{1,64}$")] = None,
     provider_agb: Annotated[str | None, Query(pattern=r"^[0-9]{8}$")] = None,
     status: DepartmentStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> DepartmentPage:
     """Scoped to the caller: a provider its own, an insurer the regions it coordinates, a table
     its region (the national table: supra-regional care)."""
@@ -206,7 +206,7 @@ async def list_signals(
     department_id: uuid.UUID,
     kind: SignalKind | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SignalPage:
     """Paged by a cursor (stable while new signals arrive), newest `observed_at` first."""
     if not may_read_signals(caller):

@@ -15,25 +15,9 @@ from services.ingest.schemas import (
 )
 
 
-class FieldProblem(BaseModel):
-    path: str = Field(examples=["signals[3].data.sick_leave_pct"])
-    message: str = Field(examples=["must be between 0 and 100 (percent), got 140"])
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details."""
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    errors: list[FieldProblem] | None = None
-
-
 def _problem(status: int, title: str, description: str, detail: str) -> dict[str, Any]:
     return {
         "description": description,
-        "model": Problem,
         "content": {
             "application/problem+json": {
                 "example": {
@@ -93,7 +77,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     ),
     422: {
         "description": "Invalid: nothing was stored. `errors` names the path of every bad field.",
-        "model": Problem,
         "content": {
             "application/problem+json": {
                 "example": {

@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from services.core.privacy import contains_bsn
 from services.ingest.schemas import DATA_MODELS, ClosureData, SignalData, SignalIn
 
 MAX_ERRORS = 100
+# NUL and other control characters cannot be stored in PostgreSQL text or read back safely.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 BSN_MESSAGE = (
     "contains a number shaped like a BSN (citizen service number); signals carry aggregates only"
 )
@@ -151,6 +154,8 @@ def check_signal(
     ):
         if isinstance(text, str) and contains_bsn(text):
             problems.append((loc, f"{loc[-1]} {BSN_MESSAGE}"))
+        elif isinstance(text, str) and _CONTROL.search(text):
+            problems.append((loc, "must not contain control characters (only tab and newline)"))
     if problems or envelope is None or record is None:
         return None, problems
     dumped = record.model_dump(mode="json", exclude_none=True)

@@ -300,3 +300,17 @@ async def test_counters_by_kind_source_and_reason(client: httpx.AsyncClient, wor
     metrics = (await client.get("/metrics/")).text
     assert 'vroegsignaal_signals_accepted_total{kind="staffing",source="api"}' in metrics
     assert 'vroegsignaal_signals_rejected_total{reason="invalid"}' in metrics
+
+
+async def test_control_characters_in_free_text_are_refused(
+    client: httpx.AsyncClient, world: World, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    nul = signal(note="regel\x00twee")
+    answer = await client.post(SIGNALS, json=nul, headers=world.auth("provider_a"))
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["path"] == "note"
+    listing = await client.get(
+        "/v1/departments", params={"region": "a\x00b"}, headers=world.auth("provider_a")
+    )
+    assert listing.status_code == 422
+    assert await stored_counts(sessions) == (0, 0)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
 from prometheus_client import make_asgi_app
 
 from services import __version__
@@ -15,7 +17,7 @@ from services.core.db.migrate import schema_head
 from services.core.http import health, reference
 from services.core.http.auth import KeyCache
 from services.core.http.limits import BodySizeLimit
-from services.core.http.problems import install_problem_handlers
+from services.core.http.problems import document_problems, install_problem_handlers
 from services.core.ratelimit import RateLimiter
 
 DESCRIPTION = """
@@ -59,4 +61,18 @@ def create_app(
     app.include_router(reference.router)
     for router in routers:
         app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

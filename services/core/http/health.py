@@ -26,7 +26,11 @@ async def _schema_revision(engine: AsyncEngine) -> str | None:
     return str(revision) if revision is not None else None
 
 
-@router.get("/readyz", summary="The service can take work: database reachable, schema current")
+@router.get(
+    "/readyz",
+    summary="The service can take work: database reachable, schema current",
+    responses={503: {"description": "Not ready: the database is unreachable or not migrated."}},
+)
 async def readyz(request: Request) -> JSONResponse:
     """503 while the database is unreachable or its schema is not the one this code expects."""
     engine: AsyncEngine = request.app.state.engine

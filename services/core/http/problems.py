@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -31,6 +32,45 @@ def problem(status: int, detail: str, *, type_: str = "about:blank", **extra: An
     body = {"type": type_, "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+class FieldProblem(BaseModel):
+    """One bad field: where it is and what is wrong with it."""
+
+    path: str = Field(examples=["signals[3].data.sick_leave_pct"])
+    message: str = Field(examples=["must be between 0 and 100 (percent), got 140"])
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, the body of every error answer."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = None
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite the OpenAPI document so every error answer is `application/problem+json` with
+    the Problem schema (FastAPI would describe its own 422 shape, which we never send)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, model in (("Problem", Problem), ("FieldProblem", FieldProblem)):
+        components[name] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components[name].pop("$defs", None)
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for path, path_item in schema.get("paths", {}).items():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            if path.startswith("/v1/"):  # everything that reads the database may find it down
+                responses.setdefault("503", {"description": "The database is unavailable."})
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    examples = response.get("content", {}).get(PROBLEM_JSON, {})
+                    response["content"] = {PROBLEM_JSON: {**examples, "schema": ref}}
+    return schema
 
 
 def _field_path(location: tuple[Any, ...]) -> str:
@@ -68,6 +108,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def collided(_: Request, exc: IntegrityError) -> JSONResponse:
         # Two requests raced for the same unique thing; the loser may simply retry.
         return problem(409, "The request conflicts with a change made at the same moment; retry.")
+
+    @app.exception_handler(DataError)
+    async def unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # A value PostgreSQL cannot hold that validation let through; refuse, never a 500.
+        log.warning("value refused by the database: %s", type(exc.orig).__name__)
+        return problem(422, "A value in the request cannot be stored; check its characters.")
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
