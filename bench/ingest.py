@@ -54,7 +54,6 @@ import platform
 import random
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -91,6 +90,7 @@ SIGNAL_COLUMNS = (
     "submitted_by_id",
     "body_hash",
 )
+PACKAGES = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "asyncpg", "pydantic", "httpx")
 AIMS = {
     "batch_signals_per_s": 10_000.0,
     "batch_fraction_of_raw": 0.30,
@@ -230,6 +230,7 @@ class SignalFactory:
         "wachtlijst groeit sinds de zomer",
     )
     REASONS = ("personeelstekort", "verbouwing", "contract loopt af", "fusie van teams")
+    CONTRACT_STATUSES = ("contracted", "at_risk", "not_renewed", "budget_ceiling_reached")
 
     def __init__(self, departments: Sequence[str], *, seed: int, start: datetime) -> None:
         self.departments = list(departments)
@@ -638,14 +639,15 @@ def free_port() -> int:
 async def running_server(url: str) -> AsyncIterator[tuple[str, psutil.Process]]:
     """Start `--serve` in its own process; yield its address once it is ready; stop it."""
     port = free_port()
-    command = [sys.executable, "-m", "bench.ingest", "--serve", url, "--port", str(port)]
-    process = subprocess.Popen(command, cwd=REPO)  # noqa: S603 - our own script, fixed arguments
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.ingest", "--serve", url, "--port", str(port), cwd=REPO
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         async with httpx.AsyncClient(base_url=base, timeout=2.0) as probe:
             while True:
-                if process.poll() is not None:
+                if process.returncode is not None:
                     raise RuntimeError(f"the server exited with status {process.returncode}")
                 with contextlib.suppress(httpx.HTTPError):
                     if (await probe.get("/readyz")).status_code == 200:
@@ -655,13 +657,13 @@ async def running_server(url: str) -> AsyncIterator[tuple[str, psutil.Process]]:
                 await asyncio.sleep(0.2)
         yield base, psutil.Process(process.pid)
     finally:
-        if process.poll() is None:
+        if process.returncode is None:
             process.send_signal(signal.SIGINT)
             try:
-                await asyncio.to_thread(process.wait, 15)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
                 process.kill()
-                process.wait()
+                await process.wait()
 
 
 # --- the run -----------------------------------------------------------------------------------
