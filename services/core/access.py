@@ -87,10 +87,10 @@ def may_read_signals(caller: Caller) -> bool:
     return caller.role is not Role.GOVERNANCE
 
 
-def may_report_for(caller: Caller, department: Department) -> bool:
-    """Whether the caller may post signals about this department."""
+def may_report_for(caller: Caller, *, provider_id: uuid.UUID, region_id: int) -> bool:
+    """Whether the caller may post signals about a department of this provider and region."""
     if caller.role is Role.PROVIDER:
-        return department.provider_id == caller.organisation_id
+        return provider_id == caller.organisation_id
     if caller.role is Role.INSURER:
-        return department.region_id in caller.coordinated_region_ids
+        return region_id in caller.coordinated_region_ids
     return False

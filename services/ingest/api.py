@@ -69,7 +69,7 @@ async def post_signals(
     intake = Intake(
         caller, signals, batch, SignalSource.API, idempotency.request_fingerprint(payload), key
     )
-    return await store(request.app.state.sessions, intake, request.app.state.settings)
+    return await store(request, intake)
 
 
 @router.post(
@@ -99,7 +99,7 @@ async def post_signals_csv(
     intake = Intake(
         caller, signals, True, SignalSource.CSV, idempotency.request_fingerprint(text), key
     )
-    return await store(request.app.state.sessions, intake, request.app.state.settings)
+    return await store(request, intake)
 
 
 def _verify(secret: str, raw: bytes, request: Request) -> None:
@@ -155,7 +155,7 @@ async def post_inbound_webhook(request: Request, source: str) -> JSONResponse:
     intake = Intake(
         caller, signals, batch, SignalSource.WEBHOOK, idempotency.request_fingerprint(payload), key
     )
-    return await store(sessions, intake, request.app.state.settings)
+    return await store(request, intake)
 
 
 __all__ = ["SAMPLE_CSV", "router"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,6 +23,7 @@ from services.core.http.problems import problem
 from services.core.metrics import SIGNALS_ACCEPTED, SIGNALS_REJECTED
 from services.core.ratelimit import RateLimiter
 from services.ingest import idempotency
+from services.ingest.directory import DepartmentDirectory
 from services.ingest.recording import record_signals
 from services.ingest.schemas import SignalIn
 from services.ingest.validation import SignalsRefused
@@ -93,10 +94,18 @@ class Intake:
     idempotency_key: str | None = None
 
 
-async def store(
-    sessions: async_sessionmaker[AsyncSession], intake: Intake, settings: Settings
-) -> JSONResponse:
+def directory_of(app: FastAPI) -> DepartmentDirectory:
+    """The app's department directory, made on first use (one per process)."""
+    directory: DepartmentDirectory | None = getattr(app.state, "department_directory", None)
+    if directory is None:
+        directory = app.state.department_directory = DepartmentDirectory()
+    return directory
+
+
+async def store(request: Request, intake: Intake) -> JSONResponse:
     """The one transaction of an intake; the answer is built only after it committed."""
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    settings: Settings = request.app.state.settings
     received_at = now()
     caller = intake.caller
     try:
@@ -123,6 +132,7 @@ async def store(
                 source=intake.source,
                 received_at=received_at,
                 batch=intake.batch,
+                directory=directory_of(request.app),
             )
             body = {
                 "accepted": len(stored),

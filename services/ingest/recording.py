@@ -9,18 +9,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.access import Caller, may_report_for
-from services.core.db.models import Department, Organisation, Region, Signal
+from services.core.db.models import Signal
 from services.core.domain import Role, SignalSource
 from services.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.core.events.outbox import NewEvent, record_events
 from services.core.events.types import EventType
+from services.ingest.directory import DepartmentDirectory, DepartmentRef
 from services.ingest.schemas import SignalIn
 from services.ingest.validation import body_hash
 
@@ -48,13 +49,6 @@ class StoredSignal:
         }
 
 
-@dataclass(frozen=True)
-class _Target:
-    department: Department
-    provider_agb: str
-    region_code: str
-
-
 def _label(index: int, batch: bool) -> str:
     return f"signals[{index}]" if batch else "the signal"
 
@@ -76,8 +70,12 @@ def _provider_of(caller: Caller, signal: SignalIn, index: int, batch: bool) -> s
 
 
 async def _targets(
-    session: AsyncSession, caller: Caller, signals: list[SignalIn], batch: bool
-) -> list[_Target]:
+    session: AsyncSession,
+    caller: Caller,
+    signals: list[SignalIn],
+    batch: bool,
+    directory: DepartmentDirectory,
+) -> list[DepartmentRef]:
     """The department of every signal, after checking that the caller may report on it."""
     if caller.role not in REPORTING_ROLES:
         raise Forbidden(
@@ -88,13 +86,7 @@ async def _targets(
         (_provider_of(caller, signal, index, batch), signal.department)
         for index, signal in enumerate(signals)
     ]
-    rows = await session.execute(
-        select(Department, Organisation.agb_code, Region.code)
-        .join(Organisation, Department.provider_id == Organisation.id)
-        .join(Region, Department.region_id == Region.id)
-        .where(tuple_(Organisation.agb_code, Department.code).in_(set(wanted)))
-    )
-    found = {(agb, department.code): (department, region) for department, agb, region in rows}
+    found = await directory.find(session, wanted)
     missing = [
         f"{_label(index, batch)}: unknown department {code} of provider {agb}"
         for index, (agb, code) in enumerate(wanted)
@@ -103,14 +95,17 @@ async def _targets(
     if missing:
         raise NotFound("; ".join(missing[:20]) + (" …" if len(missing) > 20 else ""))
     targets = []
-    for index, (agb, code) in enumerate(wanted):
-        department, region = found[(agb, code)]
-        if not may_report_for(caller, department):
+    for index, key in enumerate(wanted):
+        department = found[key]
+        if not may_report_for(
+            caller, provider_id=department.provider_id, region_id=department.region_id
+        ):
             raise Forbidden(
-                f"{_label(index, batch)}: department {code} of provider {agb} is in region"
-                f" {region}, which {caller.organisation_name} does not coordinate"
+                f"{_label(index, batch)}: department {department.code} of provider"
+                f" {department.provider_agb} is in region {department.region_code}, which"
+                f" {caller.organisation_name} does not coordinate"
             )
-        targets.append(_Target(department, agb, region))
+        targets.append(department)
     return targets
 
 
@@ -122,16 +117,17 @@ async def record_signals(
     source: SignalSource,
     received_at: datetime,
     batch: bool = True,
+    directory: DepartmentDirectory | None = None,
 ) -> list[StoredSignal]:
     """Store the signals that are new and announce them; a repeated id with the same content is
     answered as stored, a repeated id with other content refuses the whole request (409)."""
-    targets = await _targets(session, caller, signals, batch)
+    targets = await _targets(session, caller, signals, batch, directory or DepartmentDirectory())
     rows: list[dict[str, Any]] = []
     for signal, target in zip(signals, targets, strict=True):
         rows.append(
             {
                 "id": signal.id or uuid.uuid4(),
-                "department_id": target.department.id,
+                "department_id": target.id,
                 "kind": signal.kind,
                 "observed_at": signal.observed_at,
                 "received_at": received_at,
@@ -144,9 +140,14 @@ async def record_signals(
         )
     # ON CONFLICT DO NOTHING: a concurrent request with the same id waits for ours to commit,
     # then finds the row, so a signal is stored once however many times it is sent.
+    # The table, not the ORM class: the ORM groups rows by which keys are None and would send
+    # one statement per group; this is one multi-row INSERT for the whole batch.
+    signals_table = cast(Table, Signal.__table__)
     inserted = set(
         await session.scalars(
-            insert(Signal).on_conflict_do_nothing(index_elements=["id"]).returning(Signal.id),
+            insert(signals_table)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(signals_table.c.id),
             rows,
         )
     )
@@ -172,7 +173,7 @@ async def record_signals(
     return [
         StoredSignal(
             id=row["id"],
-            department=target.department.code,
+            department=target.code,
             provider_agb=target.provider_agb,
             kind=str(row["kind"]),
             stored=row["id"] in inserted,
@@ -182,9 +183,8 @@ async def record_signals(
 
 
 def _received_event(
-    row: dict[str, object], target: _Target, caller: Caller, source: SignalSource
+    row: dict[str, object], department: DepartmentRef, caller: Caller, source: SignalSource
 ) -> NewEvent:
-    department = target.department
     observed_at = row["observed_at"]
     assert isinstance(observed_at, datetime)
     return NewEvent(
@@ -196,8 +196,8 @@ def _received_event(
             "signal_id": str(row["id"]),
             "department_id": str(department.id),
             "department": department.code,
-            "provider_agb": target.provider_agb,
-            "region": target.region_code,
+            "provider_agb": department.provider_agb,
+            "region": department.region_code,
             "care_type": department.care_type_code,
             "kind": str(row["kind"]),
             "observed_at": observed_at.isoformat(),

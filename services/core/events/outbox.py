@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db.models import OutboxEvent
@@ -50,7 +50,7 @@ async def record_events(session: AsyncSession, events: list[NewEvent]) -> None:
     if not events:
         return
     await session.execute(
-        insert(OutboxEvent),
+        insert(cast(Table, OutboxEvent.__table__)),  # Core: one multi-row INSERT for a batch
         [
             {
                 "event_id": event.id,

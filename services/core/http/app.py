@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,6 +44,10 @@ def create_app(
         app.state.rate_limiter = RateLimiter(
             rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
         )
+        # What start-up made lives for the whole process: keep it out of every collection, or
+        # full collections of it stall requests for tens of milliseconds (bench/ingest.py).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -1,0 +1,88 @@
+"""Finding departments by (provider AGB, department code), with a short cache.
+
+Every signal names its department by code; looking it up is most of the cost of a small request.
+Departments are created now and then and their identity (provider, region, care type) does not
+change, so a hit is kept for `TTL_SECONDS`. Misses are never cached: a department registered a
+moment ago is found at once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.db.models import Department, Organisation, Region
+
+TTL_SECONDS = 30.0
+MAX_ENTRIES = 100_000
+
+Key = tuple[str, str]  # (provider AGB, department code)
+
+
+@dataclass(frozen=True)
+class DepartmentRef:
+    """What intake needs to know of a department."""
+
+    id: uuid.UUID
+    code: str
+    provider_id: uuid.UUID
+    provider_agb: str
+    region_id: int
+    region_code: str
+    care_type_code: str
+
+
+class DepartmentDirectory:
+    """Looks departments up in the database, remembering hits for a while."""
+
+    def __init__(self, ttl: float = TTL_SECONDS) -> None:
+        self.ttl = ttl
+        self._entries: dict[Key, tuple[float, DepartmentRef]] = {}
+
+    async def find(self, session: AsyncSession, keys: Iterable[Key]) -> dict[Key, DepartmentRef]:
+        """The departments that exist among `keys`; absent keys are simply not in the answer."""
+        now = time.monotonic()
+        found: dict[Key, DepartmentRef] = {}
+        wanted: set[Key] = set()
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] > now:
+                found[key] = entry[1]
+            else:
+                wanted.add(key)
+        if wanted:
+            for ref in await _load(session, wanted):
+                found[(ref.provider_agb, ref.code)] = ref
+                self._remember((ref.provider_agb, ref.code), ref, now)
+        return found
+
+    def _remember(self, key: Key, ref: DepartmentRef, now: float) -> None:
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (now + self.ttl, ref)
+
+
+async def _load(session: AsyncSession, keys: set[Key]) -> list[DepartmentRef]:
+    rows = await session.execute(
+        select(
+            Department.id,
+            Department.code,
+            Department.provider_id,
+            Organisation.agb_code,
+            Department.region_id,
+            Region.code,
+            Department.care_type_code,
+        )
+        .join(Organisation, Department.provider_id == Organisation.id)
+        .join(Region, Department.region_id == Region.id)
+        .where(tuple_(Organisation.agb_code, Department.code).in_(keys))
+    )
+    return [
+        DepartmentRef(id_, code, provider_id, agb or "", region_id, region, care_type)
+        for id_, code, provider_id, agb, region_id, region, care_type in rows
+    ]
