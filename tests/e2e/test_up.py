@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -104,9 +105,23 @@ def test_up_demo_serves_health_docs_and_stops_postgres_on_ctrl_c(data_dir: Path)
     docs = httpx.get(f"{service.base}/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     paths = httpx.get(f"{service.base}/openapi.json").json()["paths"]
-    assert {"/healthz", "/readyz", "/v1/regions", "/v1/care-types"} <= set(paths)
+    assert {"/healthz", "/readyz", "/v1/regions", "/v1/signals", "/v1/departments"} <= set(paths)
     assert len(httpx.get(f"{service.base}/v1/regions").json()) == 42
     assert postgres_processes(data_dir), "the embedded server should run while `up` runs"
+    # The walk-through of docs/api.md: a demo provider posts a signal with its printed key.
+    demo = json.loads((data_dir / "demo-credentials.json").read_text())["credentials"]
+    key = next(c["api_key"] for c in demo if c["organisation"] == "Vechtstroom GGZ")
+    posted = httpx.post(
+        f"{service.base}/v1/signals",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "department": "HIC-ZWOLLE",
+            "kind": "waitlist",
+            "observed_at": datetime.now(UTC).isoformat(),
+            "data": {"waiting_count": 41, "behandelwachttijd_weeks": 13.5},
+        },
+    )
+    assert posted.status_code == 202, posted.text
 
     code, out, err = service.stop(signal.SIGINT)
     assert code == 0, err
