@@ -23,8 +23,8 @@ run: $(STAMP) ## Run every service with demo data on embedded PostgreSQL (Ctrl-C
 	$(BIN)/vroegsignaal up --demo
 
 lint: $(STAMP) ## ruff: lint and format check
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check services tests bench migrations
+	$(BIN)/ruff format --check services tests bench migrations
 
 typecheck: $(STAMP) ## mypy --strict on the code and the tests
 	$(BIN)/mypy services tests bench
