@@ -73,7 +73,8 @@ import asyncpg
 import httpx
 import psutil
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
+
+from services.core.db import scratch
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -111,25 +112,9 @@ def say(message: str) -> None:
 # --- the database and the world ----------------------------------------------------------------
 
 
-def admin_connect_args(url: str) -> dict[str, Any]:
-    """asyncpg arguments for the server's maintenance database (socket URLs too)."""
-    parsed = make_url(url)
-    args: dict[str, Any] = {"user": parsed.username or "postgres", "database": "postgres"}
-    if parsed.password:
-        args["password"] = parsed.password
-    host = parsed.query.get("host") or parsed.host
-    if host:
-        args["host"] = host
-    if parsed.port:
-        args["port"] = parsed.port
-    return args
-
-
 def connect_args(url: str) -> dict[str, Any]:
     """asyncpg arguments for the benchmark's own database."""
-    args = admin_connect_args(url)
-    args["database"] = make_url(url).database
-    return args
+    return scratch.connect_args(url)
 
 
 @contextlib.contextmanager
@@ -147,27 +132,9 @@ def server_url(args: argparse.Namespace) -> Iterator[str]:
         yield url
 
 
-@contextlib.asynccontextmanager
-async def own_database(server: str) -> AsyncIterator[str]:
+def own_database(server: str) -> contextlib.AbstractAsyncContextManager[str]:
     """A fresh database on the server, migrated to head; dropped on the way out."""
-    from services.core.db import migrate
-
-    name = f"vroegsignaal_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(**admin_connect_args(server))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    try:
-        await migrate.upgrade(url)
-        yield url
-    finally:
-        admin = await asyncpg.connect(**admin_connect_args(server))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    return scratch.scratch_database(server, prefix="vroegsignaal_bench")
 
 
 @dataclass(frozen=True)

@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.core.db import migrate
 from services.core.db.base import Base
 from services.core.db.engine import make_engine, make_sessions
+from services.core.db.scratch import scratch_database
 
 
 def _server_url() -> Iterator[str]:
@@ -45,40 +41,11 @@ def server_url() -> Iterator[str]:
     yield from _server_url()
 
 
-def admin_connect_args(url: str) -> dict[str, Any]:
-    """asyncpg arguments for the server's maintenance database (works with socket URLs too)."""
-    parsed = make_url(url)
-    args: dict[str, Any] = {
-        "user": parsed.username or "postgres",
-        "database": "postgres",
-    }
-    if parsed.password:
-        args["password"] = parsed.password
-    host = parsed.query.get("host") or parsed.host
-    if host:
-        args["host"] = host
-    if parsed.port:
-        args["port"] = parsed.port
-    return args
-
-
 @pytest.fixture(scope="session")
 async def database_url(server_url: str) -> AsyncIterator[str]:
     """A database of our own on that server, migrated to head; dropped after the run."""
-    name = f"vroegsignaal_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(**admin_connect_args(server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    await migrate.upgrade(url)
-    yield url
-    admin = await asyncpg.connect(**admin_connect_args(server_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(server_url, prefix="vroegsignaal_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

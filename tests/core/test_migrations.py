@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
 
 from services.core.db import migrate
 from services.core.db.base import Base
 from services.core.db.engine import make_engine
-from tests.conftest import admin_connect_args
+from services.core.db.scratch import scratch_database
 
 
 @pytest.fixture
 async def empty_database(server_url: str) -> AsyncIterator[str]:
     """A database of its own, so going down to base cannot disturb the other tests."""
-    name = f"vroegsignaal_migrations_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(**admin_connect_args(server_url))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_database(
+        server_url, prefix="vroegsignaal_mig", migrated=False
+    ) as url:
+        yield url
 
 
 async def _tables(url: str) -> set[str]:
