@@ -16,9 +16,7 @@ from services.core.db.scratch import scratch_database
 @pytest.fixture
 async def empty_database(server_url: str) -> AsyncIterator[str]:
     """A database of its own, so going down to base cannot disturb the other tests."""
-    async with scratch_database(
-        server_url, prefix="vroegsignaal_mig", migrated=False
-    ) as url:
+    async with scratch_database(server_url, prefix="vroegsignaal_mig", migrated=False) as url:
         yield url
 
 

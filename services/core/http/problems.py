@@ -10,7 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -114,6 +120,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         # A value PostgreSQL cannot hold that validation let through; refuse, never a 500.
         log.warning("value refused by the database: %s", type(exc.orig).__name__)
         return problem(422, "A value in the request cannot be stored; check its characters.")
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # A connection lost mid-statement (the server restarted) is unavailability, not a bug:
+        # SQLAlchemy has discarded the connection, and a retry gets a fresh one.
+        if exc.connection_invalidated:
+            return await unavailable(request, exc)
+        return await unexpected(request, exc)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
