@@ -80,9 +80,14 @@ class DemoWorld:
                 console.print(f"    API key  {credential.api_key}", highlight=False)
                 console.print(f"    login    {credential.email}", highlight=False)
         console.print(f"Password of every demo login: [bold]{DEMO_PASSWORD}[/]")
+        provider = next(
+            c
+            for c in self.credentials
+            if c.role == "provider" and c.organisation in self.highlighted
+        )
         console.print(
-            f'Try: curl -H "Authorization: Bearer {self.credentials[0].api_key}"'
-            f" {base_url}/v1/regions",
+            f'Try: curl -H "Authorization: Bearer {provider.api_key}" {base_url}/v1/departments'
+            "   (walk-through: docs/api.md)",
             highlight=False,
         )
 
