@@ -14,7 +14,7 @@ from services.core.db.models import InboundSource, Organisation
 from services.core.domain import ROLE_FOR_KIND, SignalSource
 from services.core.http.auth import CallerDep
 from services.ingest import idempotency
-from services.ingest.csv_format import SAMPLE_CSV, parse_signals_csv
+from services.ingest.csv_format import parse_signals_csv
 from services.ingest.intake import (
     Intake,
     check_rate,
@@ -156,6 +156,3 @@ async def post_inbound_webhook(request: Request, source: str) -> JSONResponse:
         caller, signals, batch, SignalSource.WEBHOOK, idempotency.request_fingerprint(payload), key
     )
     return await store(request, intake)
-
-
-__all__ = ["SAMPLE_CSV", "router"]

@@ -158,19 +158,19 @@ async def list_departments(
 
 
 async def _visible(session: AsyncSession, caller: Caller, department_id: uuid.UUID) -> Any:
+    # One read tells both: whether the department exists and whether the caller may see it.
     row = (
-        await session.execute(_department_query().where(Department.id == department_id))
+        await session.execute(
+            _department_query()
+            .add_columns(visible_departments(caller).label("visible"))
+            .where(Department.id == department_id)
+        )
     ).one_or_none()
     if row is None:
         raise HTTPException(404, f"No department with id {department_id}.")
-    allowed = await session.scalar(
-        select(func.count())
-        .select_from(Department)
-        .where(Department.id == department_id, visible_departments(caller))
-    )
-    if not allowed:
+    if not row[-1]:
         raise HTTPException(403, "This department is not one your organisation may see.")
-    return row
+    return row[:-1]
 
 
 @router.get("/{department_id}", summary="One department", responses=ERROR_RESPONSES)
