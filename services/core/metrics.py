@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 SIGNALS_ACCEPTED = Counter(
     "vroegsignaal_signals_accepted_total",
@@ -13,4 +13,36 @@ SIGNALS_REJECTED = Counter(
     "vroegsignaal_signals_rejected_total",
     "Signal requests refused, by reason (invalid, forbidden, unknown_department, conflict, ...).",
     ["reason"],
+)
+
+# The event backbone (services/core/events).
+EVENTS_APPLIED = Counter(
+    "vroegsignaal_events_applied_total",
+    "Events a consumer group has handled (applied, or skipped as already applied).",
+    ["group", "topic"],
+)
+EVENTS_DUPLICATE = Counter(
+    "vroegsignaal_events_duplicate_total",
+    "Events delivered again and skipped, because their id was already applied.",
+    ["group"],
+)
+DEAD_LETTERS = Counter(
+    "vroegsignaal_dead_letters_total",
+    "Events parked as dead letters after failing every attempt.",
+    ["group"],
+)
+EVENT_AGE = Histogram(
+    "vroegsignaal_event_age_seconds",
+    "From an event's time to the commit of its effect in a consumer group.",
+    ["group", "topic"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+CONSUMER_LAG = Gauge(
+    "vroegsignaal_consumer_lag",
+    "Events in a topic that a consumer group has not yet applied.",
+    ["group", "topic"],
+)
+OUTBOX_BACKLOG = Gauge(
+    "vroegsignaal_outbox_backlog",
+    "Committed events the relay has not yet published to Kafka.",
 )

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import zlib
 from enum import StrEnum
+
+# Partitions of each topic in the PostgreSQL log: up to this many processes of one consumer group
+# work side by side. Fixed, because a department must stay in one partition for its order to hold.
+# (Kafka topics get their own count, VROEGSIGNAAL_KAFKA_PARTITIONS.)
+LOG_PARTITIONS = 16
 
 
 class Topic(StrEnum):
@@ -34,3 +40,8 @@ TOPIC_OF: dict[EventType, Topic] = {
     EventType.COVERAGE_CHANGED: Topic.ALERTS,
     EventType.DIGEST_PUBLISHED: Topic.ALERTS,
 }
+
+
+def partition_of(key: str, partitions: int = LOG_PARTITIONS) -> int:
+    """The partition of a key: stable across processes and releases (unlike `hash`)."""
+    return zlib.crc32(key.encode()) % partitions

@@ -6,6 +6,7 @@ from services.core.db.models.api_key import ApiKey
 from services.core.db.models.assessment import Assessment
 from services.core.db.models.audit_entry import AuditEntry
 from services.core.db.models.care_type import CareType
+from services.core.db.models.consumer_member import ConsumerMember
 from services.core.db.models.consumer_offset import ConsumerOffset
 from services.core.db.models.dead_letter import DeadLetter
 from services.core.db.models.delivery import Delivery
@@ -34,6 +35,7 @@ __all__ = [
     "Assessment",
     "AuditEntry",
     "CareType",
+    "ConsumerMember",
     "ConsumerOffset",
     "DeadLetter",
     "Delivery",

@@ -11,7 +11,10 @@ from services.core.db.base import Base, updated_at
 
 
 class ConsumerOffset(Base):
-    """The PostgreSQL bus keeps offsets here; a lease lets one process own a partition at a time."""
+    """The PostgreSQL bus keeps offsets here; a lease lets one process own a partition at a time.
+
+    `offset` is the id of the last event of the partition the group applied.
+    """
 
     __tablename__ = "consumer_offsets"
 

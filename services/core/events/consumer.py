@@ -1,0 +1,166 @@
+"""Applying events exactly once, whichever bus delivered them.
+
+Both buses deliver at least once. What makes the effect exactly once is here: in the transaction
+of the handler's effects, the event id is claimed in `processed_events`; an id claimed before (a
+redelivery, or a second process racing for the same event) is skipped. A handler that fails is
+retried; after `max_attempts` failures the event is parked in `dead_letters` with its error, and
+its partition moves on (`vroegsignaal events replay` puts it back).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.types import Uuid
+
+from services.core import metrics
+from services.core.db.models import DeadLetter
+from services.core.events.envelope import Event
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+# Runs inside the batch transaction, after the effects: the PostgreSQL bus moves its offsets here.
+Fence = Callable[[AsyncSession], Awaitable[None]]
+# Runs after the commit (metrics, and the Kafka offset commit).
+Committed = Callable[[Sequence[Event]], Awaitable[None]]
+
+_CLAIM = text(
+    "INSERT INTO processed_events (consumer_group, event_id)"
+    " SELECT :group, unnest(:ids) ON CONFLICT DO NOTHING RETURNING event_id"
+).bindparams(bindparam("ids", type_=ARRAY(Uuid())))
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A consumer group: which topics it reads and what it does with each event."""
+
+    group: str
+    topics: tuple[str, ...]
+    handler: Handler
+    max_attempts: int = 5
+
+
+class RetryLater(Exception):
+    """The batch was rolled back because a handler failed; run it again after a pause."""
+
+    def __init__(self, event: Event, attempt: int, cause: BaseException) -> None:
+        super().__init__(f"event {event.id} failed (attempt {attempt}): {cause!r}")
+        self.event = event
+        self.attempt = attempt
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A lost connection is the infrastructure's fault, not the event's: it does not count."""
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc.orig, OSError)
+    return isinstance(exc, (OSError, ConnectionError, TimeoutError))
+
+
+@dataclass
+class Applier:
+    """Applies batches of one subscription; remembers failed attempts between retries."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    subscription: Subscription
+    attempts: dict[uuid.UUID, int] = field(default_factory=dict)
+
+    async def apply(self, events: Sequence[Event], *, fence: Fence | None = None) -> BatchResult:
+        """One transaction: claim the ids, run the handler per event, fence, commit."""
+        result = BatchResult()
+        if not events and fence is None:
+            return result
+        group = self.subscription.group
+        async with self.sessions() as session, session.begin():
+            claimed = set(
+                (await session.execute(_CLAIM, {"group": group, "ids": [e.id for e in events]}))
+                .scalars()
+                .all()
+            )
+            for event in events:
+                if event.id not in claimed:
+                    result.duplicates += 1
+                    continue
+                claimed.discard(event.id)  # the same id twice in one batch: apply once
+                if await self._apply_one(session, event):
+                    result.applied += 1
+                else:
+                    result.dead_lettered += 1
+            if fence is not None:
+                await fence(session)
+        for event in events:
+            self.attempts.pop(event.id, None)
+        self._count(events, result)
+        return result
+
+    async def _apply_one(self, session: AsyncSession, event: Event) -> bool:
+        """True when applied; False when parked as a dead letter; RetryLater to roll back."""
+        try:
+            async with session.begin_nested():
+                await self.subscription.handler(session, event)
+            return True
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            attempt = self.attempts.get(event.id, 0) + 1
+            self.attempts[event.id] = attempt
+            if attempt < self.subscription.max_attempts:
+                raise RetryLater(event, attempt, exc) from exc
+            log.error(
+                "event %s (%s) failed %d times in group %s; parked as a dead letter: %r",
+                event.id,
+                event.type,
+                attempt,
+                self.subscription.group,
+                exc,
+            )
+            await park(session, self.subscription.group, event, repr(exc), attempt)
+            return False
+
+    def _count(self, events: Sequence[Event], result: BatchResult) -> None:
+        group = self.subscription.group
+        now = datetime.now(UTC)
+        for event in events:
+            metrics.EVENTS_APPLIED.labels(group, event.topic).inc()
+            metrics.EVENT_AGE.labels(group, event.topic).observe(
+                max(0.0, (now - event.time).total_seconds())
+            )
+        if result.duplicates:
+            metrics.EVENTS_DUPLICATE.labels(group).inc(result.duplicates)
+        if result.dead_lettered:
+            metrics.DEAD_LETTERS.labels(group).inc(result.dead_lettered)
+
+
+async def park(session: AsyncSession, group: str, event: Event, error: str, attempts: int) -> None:
+    """Record a dead letter (its id stays claimed, so a redelivery does not retry it)."""
+    await session.execute(
+        pg_insert(DeadLetter)
+        .values(
+            consumer_group=group,
+            event_id=event.id,
+            topic=event.topic,
+            event=event.document,
+            error=error[:4000],
+            attempts=attempts,
+        )
+        .on_conflict_do_update(
+            index_elements=["consumer_group", "event_id"],
+            set_={"error": error[:4000], "attempts": attempts, "replayed_at": None},
+        )
+    )

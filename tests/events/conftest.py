@@ -1,0 +1,176 @@
+"""The event backbone under test: a bus, an effects table, and events to publish.
+
+The handler of the test consumers writes one row per event into `test_effects` (a table of the
+tests only), in the consumer's transaction, so the tests can count effects exactly and check their
+order per department, as a user of the bus would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.core.events.bus import Bus, Consumer
+from services.core.events.consumer import Committed, Handler, Subscription
+from services.core.events.envelope import Event
+from services.core.events.outbox import NewEvent, record_events
+from services.core.events.postgres_bus import PostgresBus, Timing
+from services.core.events.types import EventType, Topic
+
+FAST = Timing(
+    poll_interval=0.2, heartbeat_interval=0.2, session_timeout=2.0, lag_interval=0.5, batch_size=50
+)
+
+_EFFECTS = """
+CREATE TABLE IF NOT EXISTS test_effects (
+    seq bigserial PRIMARY KEY,
+    member text NOT NULL,
+    event_id uuid NOT NULL,
+    department text NOT NULL,
+    n integer NOT NULL
+)
+"""
+
+
+def signal_event(department: str, n: int) -> NewEvent:
+    """The n-th event of a department (a `signal.received` with a test payload)."""
+    return NewEvent(
+        type=EventType.SIGNAL_RECEIVED,
+        source="test",
+        subject=f"departments/{department}",
+        partition_key=department,
+        data={"n": n},
+    )
+
+
+async def publish(sessions: async_sessionmaker[AsyncSession], events: list[NewEvent]) -> None:
+    """Record events in one committed transaction, as a service does."""
+    async with sessions() as session, session.begin():
+        await record_events(session, events)
+
+
+def recording_handler(member: str, *, fails: Callable[[Event], bool] | None = None) -> Handler:
+    """Writes one effect row per event; `fails` makes chosen events raise (a poison event)."""
+
+    async def handle(session: AsyncSession, event: Event) -> None:
+        if fails is not None and fails(event):
+            raise ValueError(f"cannot handle event n={event.data.get('n')}")
+        await session.execute(
+            text(
+                "INSERT INTO test_effects (member, event_id, department, n)"
+                " VALUES (:member, :event_id, :department, :n)"
+            ),
+            {
+                "member": member,
+                "event_id": event.id,
+                "department": event.partition_key,
+                "n": int(event.data["n"]),
+            },
+        )
+
+    return handle
+
+
+@dataclass
+class Effects:
+    """What the consumers did, read back from the database."""
+
+    engine: AsyncEngine
+
+    async def rows(self, ids: Iterable[uuid.UUID] | None = None) -> list[Any]:
+        async with self.engine.connect() as connection:
+            rows = list(
+                await connection.execute(
+                    text("SELECT member, event_id, department, n FROM test_effects ORDER BY seq")
+                )
+            )
+        if ids is None:
+            return rows
+        wanted = set(ids)
+        return [row for row in rows if row.event_id in wanted]
+
+    async def wait_for(
+        self, ids: Iterable[uuid.UUID], *, within: float = 30.0, settle: float = 0.0
+    ) -> list[Any]:
+        """Wait until every id has an effect (then `settle` more seconds for any duplicate)."""
+        wanted = set(ids)
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            rows = await self.rows(wanted)
+            if {row.event_id for row in rows} >= wanted:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                missing = len(wanted - {row.event_id for row in rows})
+                raise AssertionError(f"{missing} of {len(wanted)} events had no effect in time")
+            await asyncio.sleep(0.05)
+        if settle:
+            await asyncio.sleep(settle)
+            rows = await self.rows(wanted)
+        return rows
+
+
+@pytest.fixture
+async def effects(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Effects]:
+    async with engine.begin() as connection:
+        await connection.execute(text(_EFFECTS))
+    yield Effects(engine)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP TABLE test_effects"))
+
+
+@dataclass
+class Backbone:
+    """A bus with its relay running, and the consumers a test starts on it."""
+
+    bus: Bus
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    consumers: list[Consumer] = field(default_factory=list)
+
+    def start(
+        self,
+        group: str,
+        handler: Handler,
+        *,
+        on_committed: Committed | None = None,
+        max_attempts: int = 5,
+    ) -> tuple[Consumer, asyncio.Task[None]]:
+        subscription = Subscription(group, (Topic.SIGNALS.value,), handler, max_attempts)
+        consumer = self.bus.consumer(subscription, on_committed=on_committed)
+        task = asyncio.create_task(consumer.run())
+        self.consumers.append(consumer)
+        self.tasks.append(task)
+        return consumer, task
+
+    async def stop(self) -> None:
+        for consumer in self.consumers:
+            consumer.stop()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+@pytest.fixture(params=["postgres"])
+async def backbone(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[Backbone]:
+    """The same tests run on each backend."""
+    bus: Bus = PostgresBus(database_url, sessions, timing=FAST)
+    await bus.start()
+    backbone = Backbone(bus)
+    relay = bus.relay()
+    if relay is not None:
+        backbone.tasks.append(asyncio.create_task(relay.run()))
+    yield backbone
+    if relay is not None:
+        relay.stop()
+    await backbone.stop()
+    await bus.close()

@@ -1,0 +1,1 @@
+"""Helpers that start real dependencies (a Kafka-protocol broker) for tests."""
