@@ -2,11 +2,22 @@
 
 Why a real broker and not a mock: what we rely on from Kafka is exactly what a mock would get
 wrong — consumer-group membership and rebalancing, committed offsets that the next member of the
-group honours, keyed partitioning, end offsets for lag, and how aiokafka behaves over the wire.
+group honours, keyed partitioning, the high watermark for lag, and how aiokafka behaves on the wire.
 Tansu speaks the Kafka protocol, keeps its topics in memory (nothing to clean up) and starts in
 milliseconds, so a test run can afford one broker of its own. It does not support the idempotent
 producer: connect with `enable_idempotence=False` (see "Working with the real parts" in the
 design document).
+
+Where Tansu 0.6 differs from Apache Kafka (measured with aiokafka 0.14):
+- a JoinGroup is held until `session_timeout_ms / 2` has passed (in 1 s steps), so a rebalance
+  costs about that long: use `session_timeout_ms=2000, heartbeat_interval_ms=200` in tests
+  (below about 1000 ms a group with two members never settles);
+- `end_offsets()` answers the base offset of the newest *batch* + 1, too low once a producer
+  batches; read the log end from `consumer.highwater(tp)` (from fetch responses) instead;
+- a fetch waits the full `fetch_max_wait_ms` when there is no data, and other requests on that
+  connection queue behind it: use `fetch_max_wait_ms=100`;
+- producing to (or subscribing to) an unknown topic creates it with 4 partitions: create topics
+  explicitly first.
 
     reason = broker_available()
     if reason is not None:

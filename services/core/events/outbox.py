@@ -69,7 +69,7 @@ async def record_events(session: AsyncSession, events: list[NewEvent]) -> None:
     """Add the events to the outbox in the caller's transaction (one statement for a batch)."""
     if not events:
         return
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "event_id": event.id,
             "topic": TOPIC_OF[event.type].value,
@@ -80,7 +80,7 @@ async def record_events(session: AsyncSession, events: list[NewEvent]) -> None:
         }
         for event in events
     ]
-    await lock_partitions(session, [(row["topic"], row["partition"]) for row in rows])
+    await lock_partitions(session, [(str(row["topic"]), int(row["partition"])) for row in rows])
     await session.execute(
         insert(cast(Table, OutboxEvent.__table__)),  # Core: one multi-row INSERT for a batch
         rows,

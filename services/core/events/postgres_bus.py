@@ -217,7 +217,7 @@ class PostgresConsumer(Consumer):
                 elif quick:
                     quick = quick * 2 if quick * 2 < self._timing.poll_interval else 0.0
         finally:
-            heartbeat.cancel()
+            self._stopping.set()  # also when run() fails: the heartbeat ends after its beat
             await asyncio.gather(heartbeat, return_exceptions=True)
             if listener is not None and not listener.is_closed():
                 await listener.close()
@@ -312,9 +312,12 @@ class PostgresConsumer(Consumer):
             raise LeaseLost
 
     async def _heartbeat_loop(self) -> None:
+        """Beat until stopped; never cancelled mid-transaction, which would strand row locks."""
         since_lag = 0.0
         while True:
-            await asyncio.sleep(self._timing.heartbeat_interval)
+            await self._pause(self._timing.heartbeat_interval)
+            if self._stopping.is_set():
+                return
             try:
                 await self._beat()
                 since_lag += self._timing.heartbeat_interval
