@@ -34,6 +34,22 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".vroegsignaal"), description="embedded database home")
     bus: BusBackend = BusBackend.POSTGRES
     kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_partitions: int = Field(
+        default=16, ge=1, le=1000, description="partitions of each topic created at start-up"
+    )
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, description="replicas of each topic created at start-up (production: 3)"
+    )
+    kafka_enable_idempotence: bool = Field(
+        default=True, description="idempotent producer; off only for brokers without it (tests)"
+    )
+    kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=500, description="a silent group member is dropped after this"
+    )
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=50)
+    kafka_fetch_max_wait_ms: int = Field(
+        default=500, ge=1, description="how long a fetch waits for new events"
+    )
     ruleset: Path | None = Field(default=None, description="ruleset YAML; unset: packaged")
     escalation_policy: Path | None = Field(default=None, description="policy YAML; unset: packaged")
     smtp_url: str | None = None

@@ -8,21 +8,26 @@ order per department, as a user of the bus would.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.core.config import BusBackend, Settings
 from services.core.events.bus import Bus, Consumer
 from services.core.events.consumer import Committed, Handler, Subscription
 from services.core.events.envelope import Event
+from services.core.events.kafka_bus import KafkaBus
 from services.core.events.outbox import NewEvent, record_events
 from services.core.events.postgres_bus import PostgresBus, Timing
 from services.core.events.types import EventType, Topic
+from tests.support.tansu import broker_available, tansu_broker
 
 FAST = Timing(
     poll_interval=0.2, heartbeat_interval=0.2, session_timeout=2.0, lag_interval=0.5, batch_size=50
@@ -155,22 +160,82 @@ class Backbone:
             consumer.stop()
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
+    async def rewind(self, group: str, sessions: async_sessionmaker[AsyncSession]) -> None:
+        """As if the group's offsets were lost: it reads every partition from the start."""
+        if isinstance(self.bus, KafkaBus):
+            await rewind_kafka_group(self.bus.settings, group)
+            return
+        async with sessions() as session, session.begin():
+            await session.execute(
+                text('UPDATE consumer_offsets SET "offset" = 0 WHERE consumer_group = :g'),
+                {"g": group},
+            )
 
-@pytest.fixture(params=["postgres"])
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A real Kafka-protocol broker (Tansu) for the whole run; see tests/support/tansu.py."""
+    reason = broker_available()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (under CI the Kafka tests must run)")
+        pytest.skip(reason)
+    with tansu_broker() as bootstrap:
+        yield bootstrap
+
+
+def kafka_settings(bootstrap: str) -> Settings:
+    """Tuned for Tansu, which holds a join for half the session timeout: short timeouts."""
+    return Settings(
+        bus=BusBackend.KAFKA,
+        kafka_bootstrap_servers=bootstrap,
+        kafka_partitions=8,
+        kafka_enable_idempotence=False,  # Tansu has no idempotent producer
+        kafka_session_timeout_ms=2_000,
+        kafka_heartbeat_interval_ms=200,
+        kafka_fetch_max_wait_ms=50,
+    )
+
+
+async def rewind_kafka_group(settings: Settings, group: str) -> None:
+    """Commit offset 0 on every partition of the signals topic for a group with no members."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+    )
+    consumer.subscribe([Topic.SIGNALS.value])
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        await consumer.commit(dict.fromkeys(consumer.assignment(), 0))
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture(params=["postgres", "kafka"])
 async def backbone(
     request: pytest.FixtureRequest,
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[Backbone]:
     """The same tests run on each backend."""
-    bus: Bus = PostgresBus(database_url, sessions, timing=FAST)
+    bus: Bus
+    if request.param == "kafka":
+        settings = kafka_settings(request.getfixturevalue("kafka_bootstrap"))
+        bus = KafkaBus(settings, database_url, sessions)
+    else:
+        bus = PostgresBus(database_url, sessions, timing=FAST)
     await bus.start()
     backbone = Backbone(bus)
     relay = bus.relay()
-    if relay is not None:
-        backbone.tasks.append(asyncio.create_task(relay.run()))
+    relay_task = asyncio.create_task(relay.run()) if relay is not None else None
     yield backbone
-    if relay is not None:
-        relay.stop()
     await backbone.stop()
+    if relay is not None and relay_task is not None:
+        relay.stop()
+        await relay_task
     await bus.close()

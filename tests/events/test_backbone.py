@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.db.models import DeadLetter, ProcessedEvent
@@ -121,15 +121,15 @@ async def test_redelivery_from_the_start_has_no_effect(
     await effects.wait_for([e.id for e in events])
     consumer.stop()
     await backbone.stop()
-    async with sessions() as session, session.begin():  # as if every offset were lost
-        await session.execute(
-            text('UPDATE consumer_offsets SET "offset" = 0 WHERE consumer_group = :g'),
-            {"g": group},
-        )
+    await backbone.rewind(group, sessions)  # as if every offset were lost
+    async with sessions() as session:
         applied = await session.scalar(
             select(func.count())
             .select_from(ProcessedEvent)
-            .where(ProcessedEvent.consumer_group == group)
+            .where(
+                ProcessedEvent.consumer_group == group,
+                ProcessedEvent.event_id.in_([e.id for e in events]),
+            )
         )
     assert applied == 10
 

@@ -76,7 +76,7 @@ def open_bus(
     if settings.bus is BusBackend.KAFKA:
         from services.core.events.kafka_bus import KafkaBus
 
-        return KafkaBus(settings, sessions)
+        return KafkaBus(settings, database_url, sessions)
     from services.core.events.postgres_bus import PostgresBus
 
     return PostgresBus(database_url, sessions)
