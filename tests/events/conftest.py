@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +31,8 @@ from services.core.events.outbox import NewEvent, record_events
 from services.core.events.postgres_bus import PostgresBus, Timing
 from services.core.events.types import EventType, Topic
 from tests.support.tansu import broker_available, tansu_broker
+
+ROOT = Path(__file__).resolve().parents[2]
 
 FAST = Timing(
     poll_interval=0.2, heartbeat_interval=0.2, session_timeout=2.0, lag_interval=0.5, batch_size=50
@@ -239,3 +244,38 @@ async def backbone(
         relay.stop()
         await relay_task
     await bus.close()
+
+
+@pytest.fixture
+def workers(database_url: str) -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def start_worker(
+    workers: list[subprocess.Popen[str]],
+    url: str,
+    group: str,
+    label: str,
+    bootstrap: str | None = None,
+) -> subprocess.Popen[str]:
+    """A consumer in a process of its own (tests/events/worker.py), ready when this returns."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    arguments = [url, group, label] + ([bootstrap] if bootstrap else [])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.events.worker", *arguments],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    workers.append(process)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    return process

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,10 +15,15 @@ from services.core.events.consumer import Subscription
 from services.core.events.outbox import NewEvent, record_events
 from services.core.events.postgres_bus import PostgresBus, assigned
 from services.core.events.types import LOG_PARTITIONS, Topic, partition_of
-from tests.events.conftest import FAST, Effects, publish, recording_handler, signal_event
+from tests.events.conftest import (
+    FAST,
+    Effects,
+    publish,
+    recording_handler,
+    signal_event,
+    start_worker,
+)
 from tests.events.test_backbone import assert_in_order
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _same_partition(department: str) -> str:
@@ -116,35 +116,6 @@ async def _until(condition: object, within: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-def workers(database_url: str) -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def _start_worker(
-    workers: list[subprocess.Popen[str]], url: str, group: str, label: str
-) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.events.worker", url, group, label],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    workers.append(process)
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    return process
-
-
 async def test_several_processes_of_one_group_apply_every_event_exactly_once_in_order(
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
@@ -153,7 +124,7 @@ async def test_several_processes_of_one_group_apply_every_event_exactly_once_in_
 ) -> None:
     group = f"procs-{uuid.uuid4().hex[:6]}"
     first, second, _third = (
-        _start_worker(workers, database_url, group, label) for label in ("p1", "p2", "p3")
+        start_worker(workers, database_url, group, label) for label in ("p1", "p2", "p3")
     )
     departments = [f"dep-{i:02d}" for i in range(30)]
     published: list[NewEvent] = []
