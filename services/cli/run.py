@@ -95,7 +95,7 @@ async def _prepare(url: str, demo: bool) -> DemoWorld | None:
 
 async def _serve(config: Settings, url: str, host: str, port: int, demo: bool) -> None:
     world = await _prepare(url, demo)
-    app = create_app(config, url, routers=ingest.routers())
+    app = create_app(config, url, routers=ingest.routers(), relay=True)
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     )

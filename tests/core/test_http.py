@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.core.config import Settings
+from services.core.config import BusBackend, Settings
 from services.core.http.app import create_app
 from services.core.reference import seed_reference_data
 
@@ -34,7 +34,34 @@ async def client(
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["schema"] == "0001"
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ready",
+        "database": "ok",
+        "schema": "0002",
+        "bus": "postgres",
+    }
+
+
+async def test_readiness_fails_while_the_kafka_bus_is_unreachable(database_url: str) -> None:
+    settings = Settings(bus=BusBackend.KAFKA, kafka_bootstrap_servers="127.0.0.1:1")
+    async for client in client_for(create_app(settings, database_url)):
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.headers["Retry-After"] == "5"
+        assert ready.json()["bus"].startswith("kafka: Kafka unreachable")
+
+
+async def test_readiness_with_a_reachable_kafka_bus(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    settings = Settings(
+        bus=BusBackend.KAFKA, kafka_bootstrap_servers=kafka_bootstrap, kafka_partitions=4
+    )
+    async for client in client_for(create_app(settings, database_url)):
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["bus"] == "kafka"
 
 
 async def test_readiness_fails_while_the_database_is_unreachable() -> None:

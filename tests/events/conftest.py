@@ -30,7 +30,6 @@ from services.core.events.kafka_bus import KafkaBus
 from services.core.events.outbox import NewEvent, record_events
 from services.core.events.postgres_bus import PostgresBus, Timing
 from services.core.events.types import EventType, Topic
-from tests.support.tansu import broker_available, tansu_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -175,18 +174,6 @@ class Backbone:
                 text('UPDATE consumer_offsets SET "offset" = 0 WHERE consumer_group = :g'),
                 {"g": group},
             )
-
-
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """A real Kafka-protocol broker (Tansu) for the whole run; see tests/support/tansu.py."""
-    reason = broker_available()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (under CI the Kafka tests must run)")
-        pytest.skip(reason)
-    with tansu_broker() as bootstrap:
-        yield bootstrap
 
 
 def kafka_settings(bootstrap: str) -> Settings:

@@ -15,6 +15,9 @@ from services import __version__
 from services.core.config import Settings
 from services.core.db.engine import make_engine, make_sessions
 from services.core.db.migrate import schema_head
+from services.core.events.bus import open_bus
+from services.core.events.consumer import Subscription
+from services.core.events.workers import running_bus
 from services.core.http import health, reference
 from services.core.http.auth import KeyCache
 from services.core.http.limits import BodySizeLimit
@@ -29,9 +32,18 @@ department; alerts go up the ladder to the regional and national tables.
 
 
 def create_app(
-    settings: Settings, database_url: str, *, routers: Sequence[APIRouter] = ()
+    settings: Settings,
+    database_url: str,
+    *,
+    routers: Sequence[APIRouter] = (),
+    subscriptions: Sequence[Subscription] = (),
+    relay: bool = False,
 ) -> FastAPI:
-    """An app with health, reference lists and the given service routers, on its own engine."""
+    """An app with health, reference lists and the given service routers, on its own engine.
+
+    The process also runs its share of the bus: the consumers of `subscriptions` and, with
+    `relay`, the outbox relay (needed on the Kafka bus only).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,8 +60,11 @@ def create_app(
         # full collections of it stall requests for tens of milliseconds (bench/ingest.py).
         gc.collect()
         gc.freeze()
+        bus = open_bus(settings, database_url, app.state.sessions)
+        app.state.bus = bus
         try:
-            yield
+            async with running_bus(bus, subscriptions, relay=relay):
+                yield
         finally:
             await engine.dispose()
 

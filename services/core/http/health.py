@@ -10,6 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.core.events.bus import Bus, BusUnavailable
+
 router = APIRouter(tags=["operations"])
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -28,11 +30,13 @@ async def _schema_revision(engine: AsyncEngine) -> str | None:
 
 @router.get(
     "/readyz",
-    summary="The service can take work: database reachable, schema current",
-    responses={503: {"description": "Not ready: the database is unreachable or not migrated."}},
+    summary="The service can take work: database reachable, schema current, bus reachable",
+    responses={
+        503: {"description": "Not ready: the database or the bus is unreachable, or not migrated."}
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
-    """503 while the database is unreachable or its schema is not the one this code expects."""
+    """503 while the database or the bus is unreachable, or the schema is not the expected one."""
     engine: AsyncEngine = request.app.state.engine
     expected: str = request.app.state.schema_head
     try:
@@ -55,4 +59,25 @@ async def readyz(request: Request) -> JSONResponse:
             status_code=503,
             headers={"Retry-After": "30"},
         )
-    return JSONResponse({"status": "ready", "database": "ok", "schema": revision})
+    bus: Bus | None = getattr(request.app.state, "bus", None)
+    if bus is not None:
+        try:
+            await asyncio.wait_for(bus.check(), READY_TIMEOUT_SECONDS * 3)
+        except (BusUnavailable, TimeoutError) as exc:
+            return JSONResponse(
+                {
+                    "status": "unavailable",
+                    "database": "ok",
+                    "bus": f"{bus.backend}: {exc or 'no answer in time'}",
+                },
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+    return JSONResponse(
+        {
+            "status": "ready",
+            "database": "ok",
+            "schema": revision,
+            "bus": bus.backend.value if bus is not None else "none",
+        }
+    )
