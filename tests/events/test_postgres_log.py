@@ -7,11 +7,13 @@ import signal
 import subprocess
 import uuid
 
+from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.db.models import ConsumerMember, ConsumerOffset
 from services.core.events.consumer import Subscription
+from services.core.events.envelope import Event
 from services.core.events.outbox import NewEvent, record_events
 from services.core.events.postgres_bus import PostgresBus, assigned
 from services.core.events.types import LOG_PARTITIONS, Topic, partition_of
@@ -150,3 +152,38 @@ async def test_several_processes_of_one_group_apply_every_event_exactly_once_in_
             text("SELECT count(*) FROM processed_events WHERE consumer_group = :g"), {"g": group}
         )
     assert applied == 1500
+
+
+async def test_consumer_lag_is_a_prometheus_gauge_that_falls_to_zero(
+    database_url: str, sessions: async_sessionmaker[AsyncSession], effects: Effects
+) -> None:
+    group = f"lag-{uuid.uuid4().hex[:6]}"
+    topic = Topic.SIGNALS.value
+    handler = recording_handler("a")
+
+    async def slow(session: AsyncSession, event: Event) -> None:
+        await asyncio.sleep(0.005)
+        await handler(session, event)
+
+    events = [signal_event(f"dep-{n % 4}", n) for n in range(300)]
+    await publish(sessions, events)
+    consumer = PostgresBus(database_url, sessions, timing=FAST).consumer(
+        Subscription(group, (topic,), slow)
+    )
+    task = asyncio.create_task(consumer.run())
+    seen: list[float] = []
+
+    def lag() -> float | None:
+        return REGISTRY.get_sample_value(
+            "vroegsignaal_consumer_lag", {"group": group, "topic": topic}
+        )
+
+    try:
+        while len(await effects.rows([e.id for e in events])) < len(events):
+            seen.append(lag() or 0)
+            await asyncio.sleep(0.1)
+        await _until(lambda: lag() == 0)
+    finally:
+        consumer.stop()
+        await task
+    assert max(seen) > 0, "the backlog showed while it was worked off"
