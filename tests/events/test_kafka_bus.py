@@ -11,6 +11,9 @@ import signal
 import subprocess
 import uuid
 
+from aiokafka import AIOKafkaConsumer
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -152,3 +155,44 @@ async def test_one_relay_publishes_at_a_time_and_a_crash_before_marking_loses_no
         await asyncio.gather(*tasks)
 
     assert sorted(row.n for row in rows) == list(range(50)), "redelivered, applied once"
+
+
+async def test_a_message_on_kafka_is_a_structured_cloudevent_keyed_by_department(
+    kafka_bootstrap: str, database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    bus = _bus(kafka_bootstrap, database_url, sessions)
+    await bus.start()
+    relay = bus.relay()
+    relay_task = asyncio.create_task(relay.run())
+    event = signal_event(f"dep-wire-{uuid.uuid4().hex[:6]}", 7)
+    reader = AIOKafkaConsumer(
+        Topic.SIGNALS.value,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=f"wire-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=2_000,
+        heartbeat_interval_ms=200,
+    )
+    await reader.start()
+    try:
+        await publish(sessions, [event])
+        record = None
+        deadline = asyncio.get_running_loop().time() + 30
+        while record is None and asyncio.get_running_loop().time() < deadline:
+            for records in (await reader.getmany(timeout_ms=200)).values():
+                record = next((r for r in records if str(event.id).encode() in r.value), record)
+    finally:
+        await reader.stop()
+        relay.stop()
+        await relay_task
+
+    assert record is not None, "the relay published the event"
+    assert record.key == event.partition_key.encode()
+    assert dict(record.headers)["content-type"].startswith(b"application/cloudevents+json")
+    parsed = JSONFormat().read(CloudEvent, record.value)
+    assert parsed.get_id() == str(event.id)
+    assert parsed.get_type() == "nl.vroegsignaal.signal.received"
+    assert parsed.get_source() == "/vroegsignaal/test"
+    assert parsed.get_extension("partitionkey") == event.partition_key
+    assert parsed.get_data() == {"n": 7}
