@@ -1,0 +1,1 @@
+"""The rules engine: a declarative ruleset (YAML + CEL) judges each department."""
