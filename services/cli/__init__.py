@@ -8,7 +8,7 @@ from types import FrameType
 
 import typer
 
-from services.cli import admin, events, reference, run, signals
+from services.cli import admin, events, reference, rules, run, signals
 
 app = typer.Typer(
     name="vroegsignaal",
@@ -29,6 +29,7 @@ app.add_typer(admin.users, name="user")
 app.add_typer(signals.inbound, name="inbound")
 app.add_typer(signals.signals, name="signals")
 app.add_typer(events.events, name="events")
+app.add_typer(rules.rules, name="rules")
 
 
 def _exit_on_sigterm(signum: int, _: FrameType | None) -> None:

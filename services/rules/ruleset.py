@@ -81,7 +81,7 @@ class Hold(_Strict):
 class Rule(_Strict):
     id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=80)]
     kind: RuleKind
-    level: Literal[Level.WATCH, Level.THREATENED, Level.CRITICAL]
+    level: Literal["watch", "threatened", "critical"]
     signals: tuple[SignalKind, ...] = Field(default=(), description="kinds whose arrival runs it")
     clusters: tuple[Cluster, ...] = ()
     care_types: tuple[str, ...] = ()
@@ -259,8 +259,11 @@ _LOOP_VARIABLE = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*(
 
 # CEL's standard functions and macros that a condition may call.
 FUNCTIONS = frozenset(
-    "size has matches startsWith endsWith contains int uint double string bool bytes"
-    " timestamp duration exists exists_one all map filter in abs max min".split()
+    {
+        *("size", "has", "matches", "startsWith", "endsWith", "contains", "in"),
+        *("int", "uint", "double", "string", "bool", "bytes", "timestamp", "duration"),
+        *("exists", "exists_one", "all", "map", "filter", "abs", "max", "min"),
+    }
 )
 
 
@@ -313,7 +316,11 @@ class _LineIndex:
 
 def _validation_problems(exc: ValidationError, lines: _LineIndex) -> list[Problem]:
     problems = []
-    for error in exc.errors():
+    errors = exc.errors()
+    rule_errors = any(len(e["loc"]) > 1 and e["loc"][0] == "rules" for e in errors)
+    for error in errors:
+        if error["type"] == "too_short" and error["loc"] == ("rules",) and rule_errors:
+            continue  # "no rules left" only because each rule has a problem of its own
         path = tuple(
             step for step in error["loc"] if not str(step).startswith(("function-", "literal"))
         )

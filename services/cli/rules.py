@@ -1,0 +1,56 @@
+"""`rules check`: a domain expert's ruleset, validated and compiled before any worker uses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from services.cli.common import EXIT_INVALID, JSON_OPTION, emit, err, out
+from services.core.errors import InvalidInput
+from services.rules.ruleset import RuleKind, RulesetInvalid, load_ruleset
+
+rules = typer.Typer(help="The ruleset: check a file before it is used.", no_args_is_help=True)
+
+
+@rules.command("check")
+def check_command(
+    file: Path | None = typer.Argument(None, help="Ruleset YAML; default: the packaged one."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Validate the schema and compile every condition; problems come with their line."""
+    try:
+        ruleset = load_ruleset(file)
+    except RulesetInvalid as exc:
+        problems = [{"line": p.line, "where": p.where, "message": p.message} for p in exc.problems]
+        if as_json:
+            emit(True, {"valid": False, "problems": problems}, lambda: None)
+        else:
+            err.print(f"[bold red]{len(problems)} problem(s)[/] in {file}:", highlight=False)
+            for problem in exc.problems:
+                err.print(f"  {problem}", highlight=False, markup=False)
+        raise typer.Exit(EXIT_INVALID) from exc
+    except InvalidInput as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from exc
+    kinds = {kind.value: 0 for kind in RuleKind}
+    for compiled in ruleset.rules:
+        kinds[compiled.rule.kind.value] += 1
+    report = {
+        "valid": True,
+        "version": ruleset.version,
+        "name": ruleset.file.name,
+        "rules": len(ruleset.rules),
+        "kinds": {kind: count for kind, count in kinds.items() if count},
+        "sha256": ruleset.sha256,
+    }
+    emit(
+        as_json,
+        report,
+        lambda: out.print(
+            f"{ruleset.path}: ruleset {ruleset.file.name} {ruleset.version} is valid:"
+            f" {len(ruleset.rules)} rules ("
+            + ", ".join(f"{count} {kind}" for kind, count in report["kinds"].items())  # type: ignore[attr-defined]
+            + ")"
+        ),
+    )
