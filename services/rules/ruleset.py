@@ -38,6 +38,8 @@ VARIABLES = frozenset(
         "contract",
     }
 )
+# What a rule kind adds for its explanation: the measured value, the limit, days, change, kinds.
+TEMPLATE_EXTRAS = frozenset({"value", "limit", "days", "change", "kinds"})
 _TEMPLATE_FIELD = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)(?::[^}]*)?\}")
 
 
@@ -239,7 +241,7 @@ def _compile(
         for language in ("nl", "en"):
             template = getattr(rule.explain, language)
             for field in _TEMPLATE_FIELD.findall(template):
-                if field.split(".")[0] not in VARIABLES | {"value", "limit", "days", "change"}:
+                if field.split(".")[0] not in VARIABLES | TEMPLATE_EXTRAS:
                     problems.append(
                         Problem(
                             lines.line(("rules", index, "explain", language)),
