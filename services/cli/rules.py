@@ -1,4 +1,4 @@
-"""`rules check`: a domain expert's ruleset, validated and compiled before any worker uses it."""
+"""`rules check` and `rules test`: a domain expert's ruleset, checked and tested before use."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import typer
 
 from services.cli.common import EXIT_INVALID, JSON_OPTION, emit, err, out
 from services.core.errors import InvalidInput
+from services.rules.cases import run_cases
 from services.rules.ruleset import RuleKind, RulesetInvalid, load_ruleset
 
 rules = typer.Typer(help="The ruleset: check a file before it is used.", no_args_is_help=True)
@@ -54,3 +55,55 @@ def check_command(
             + ")"
         ),
     )
+
+
+@rules.command("test")
+def cases_command(
+    file: Path = typer.Argument(..., help="Test cases (YAML), as in docs/rules.md."),
+    ruleset_file: Path | None = typer.Option(
+        None, "--ruleset", help="Ruleset to test; default: the packaged one."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Run a domain expert's cases: given these signals, this level and these rules."""
+    try:
+        ruleset = load_ruleset(ruleset_file)
+        outcomes = run_cases(file, ruleset)
+    except RulesetInvalid as exc:
+        err.print(f"[bold red]error:[/] the ruleset has problems: {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from exc
+    except InvalidInput as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=False)
+        raise typer.Exit(EXIT_INVALID) from exc
+    failed = [o for o in outcomes if not o.passed]
+    report = {
+        "ruleset": ruleset.version,
+        "passed": len(outcomes) - len(failed),
+        "failed": len(failed),
+        "cases": [
+            {
+                "name": o.name,
+                "line": o.line,
+                "passed": o.passed,
+                "failures": list(o.failures),
+                "level": o.assessment.level.value,
+                "rules": [r.rule_id for r in o.assessment.reasons],
+            }
+            for o in outcomes
+        ],
+    }
+
+    def human() -> None:
+        for outcome in outcomes:
+            mark = "[green]✓[/]" if outcome.passed else "[red]✗[/]"
+            out.print(f"{mark} line {outcome.line}: {outcome.name}", highlight=False)
+            for failure in outcome.failures:
+                out.print(f"    {failure}", highlight=False, markup=False)
+        out.print(
+            f"{report['passed']} passed, {report['failed']} failed"
+            f" (ruleset {ruleset.file.name} {ruleset.version})"
+        )
+
+    emit(as_json, report, human)
+    if failed:
+        raise typer.Exit(1)

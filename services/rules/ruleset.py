@@ -198,7 +198,7 @@ def load_ruleset(path: Path | None = None) -> Ruleset:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise RulesetInvalid(path, [Problem(line, "", f"not valid YAML: {exc}")]) from exc
-    lines = _LineIndex(root)
+    lines = LineIndex(root)
     try:
         parsed = RulesetFile.model_validate(document)
     except ValidationError as exc:
@@ -210,7 +210,7 @@ def load_ruleset(path: Path | None = None) -> Ruleset:
 
 
 def _compile(
-    parsed: RulesetFile, lines: _LineIndex
+    parsed: RulesetFile, lines: LineIndex
 ) -> tuple[tuple[CompiledRule, ...], list[Problem]]:
     compiled: list[CompiledRule] = []
     problems: list[Problem] = []
@@ -287,7 +287,7 @@ def _first(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-class _LineIndex:
+class LineIndex:
     """Line numbers of the YAML nodes, by path (`("rules", 3, "when")`)."""
 
     def __init__(self, root: yaml.Node | None) -> None:
@@ -316,7 +316,7 @@ class _LineIndex:
         return last_line
 
 
-def _validation_problems(exc: ValidationError, lines: _LineIndex) -> list[Problem]:
+def _validation_problems(exc: ValidationError, lines: LineIndex) -> list[Problem]:
     problems = []
     errors = exc.errors()
     rule_errors = any(len(e["loc"]) > 1 and e["loc"][0] == "rules" for e in errors)
