@@ -7,7 +7,6 @@ comes out, including each rule's memory (how long its condition has held) for th
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,18 +69,19 @@ def evaluate(
     reasons: list[Reason] = []
     memory: dict[str, RuleMemory] = {}
     composites: list[CompiledRule] = []
-    for compiled in ruleset.rules:
+    for compiled in ruleset.for_department(state.cluster.value, state.care_type):
         rule = compiled.rule
-        if not applies(rule, state):
-            continue
         if rule.kind is RuleKind.COMPOSITE:
             composites.append(compiled)
             continue
+        if rule.signals and not any(state.reports.get(kind) for kind in rule.signals):
+            continue  # nothing of its kind reported yet: it cannot hold
         reason = _judge(compiled, state, seen, context, now, trigger, memory)
         if reason is not None:
             reasons.append(reason)
+    plain = list(reasons)  # composites count these, never each other
     for compiled in composites:
-        reason = _composite(compiled.rule, reasons, seen)
+        reason = _composite(compiled, plain, seen)
         if reason is not None:
             reasons.append(reason)
     level = max((r.level for r in reasons), key=ORDER.__getitem__, default=Level.OK)
@@ -142,7 +142,7 @@ def _judge(
         if silent < (rule.days or 0):
             return None
         extra = {"days": silent}
-    return _reason(rule, state, seen, extra)
+    return _reason(compiled, state, seen, extra)
 
 
 def _held_long_enough(
@@ -190,8 +190,11 @@ def _limit(compiled: CompiledRule, context: cel.Context) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _composite(rule: Rule, reasons: list[Reason], seen: Mapping[str, Any]) -> Reason | None:
+def _composite(
+    compiled: CompiledRule, reasons: list[Reason], seen: Mapping[str, Any]
+) -> Reason | None:
     """Independent reasons from different signal kinds, together, raise the level."""
+    rule = compiled.rule
     floor = ORDER[Level(rule.from_level or Level.WATCH)]
     kinds = {
         kind
@@ -203,21 +206,22 @@ def _composite(rule: Rule, reasons: list[Reason], seen: Mapping[str, Any]) -> Re
         return None
     extra = {"value": float(len(kinds)), "kinds": ", ".join(sorted(kinds))}
     ids = tuple(i for r in reasons if set(r.signal_kinds) & kinds for i in r.signal_ids)
-    reason = _reason(rule, None, seen, extra, signal_kinds=tuple(sorted(kinds)))
+    reason = _reason(compiled, None, seen, extra, signal_kinds=tuple(sorted(kinds)))
     return Reason(**{**reason.__dict__, "signal_ids": tuple(dict.fromkeys(ids))})
 
 
 def _reason(
-    rule: Rule,
+    compiled: CompiledRule,
     state: DepartmentState | None,
     seen: Mapping[str, Any],
     extra: Mapping[str, Any],
     *,
     signal_kinds: tuple[SignalKind, ...] | None = None,
 ) -> Reason:
+    rule = compiled.rule
     values = {**seen, **extra}
     kinds = signal_kinds if signal_kinds is not None else rule.signals
-    cited = _cited(rule, seen)
+    cited = {name: value for name in compiled.cites if (value := lookup(seen, name)) is not None}
     ids: tuple[uuid.UUID, ...] = ()
     if state is not None:
         latest = (state.latest(kind) for kind in kinds)
@@ -236,20 +240,3 @@ def _reason(
         limit=float(limit) if isinstance(limit, int | float) else None,
         signal_ids=ids,
     )
-
-
-def _cited(rule: Rule, seen: Mapping[str, Any]) -> dict[str, Any]:
-    """The figures the rule's condition and explanation mention, with their values."""
-    names: set[str] = set()
-    for text in (rule.when or "", rule.limit or "", rule.measure or "", rule.explain.nl):
-        names.update(_dotted(text))
-    return {name: value for name in sorted(names) if (value := lookup(seen, name)) is not None}
-
-
-def _dotted(text: str) -> set[str]:
-    return {
-        m for m in re.findall(r"\b([a-z_]+\.[a-z_][a-z0-9_]*)\b", text) if m.split(".")[0] in _ROOTS
-    }
-
-
-_ROOTS = frozenset({"department", "norm", *(kind.value for kind in _REPORT_KINDS)})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from services.core.domain import Cluster, Level, SignalKind
 from services.core.errors import InvalidInput
+from services.core.reference.files import packaged_care_types
 
 PACKAGED = Path(__file__).with_name("default_ruleset.yaml")
 
@@ -38,6 +39,17 @@ VARIABLES = frozenset(
         "contract",
     }
 )
+_FIGURE_NAME = re.compile(r"\b([a-z_]+\.[a-z_][a-z0-9_]*)\b")
+
+
+def _cited_names(rule: Rule) -> tuple[str, ...]:
+    """Dotted figure names in the rule's texts, cited with its reason (worked out once)."""
+    names: set[str] = set()
+    for text in (rule.when or "", rule.limit or "", rule.measure or "", rule.explain.nl):
+        names.update(n for n in _FIGURE_NAME.findall(text) if n.split(".")[0] in VARIABLES)
+    return tuple(sorted(names))
+
+
 # What a rule kind adds for its explanation: the measured value, the limit, days, change, kinds.
 TEMPLATE_EXTRAS = frozenset({"value", "limit", "days", "change", "kinds"})
 _TEMPLATE_FIELD = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)(?::[^}]*)?\}")
@@ -54,6 +66,7 @@ class RuleKind(StrEnum):
 
 
 RAISED_LEVELS = (Level.WATCH, Level.THREATENED, Level.CRITICAL)
+CONDITIONAL = frozenset({RuleKind.THRESHOLD, RuleKind.SUSTAINED, RuleKind.EVENT})
 
 
 class _Strict(BaseModel):
@@ -117,6 +130,8 @@ class Rule(_Strict):
         missing = [name for name in needs[self.kind] if not getattr(self, name)]
         if missing:
             raise ValueError(f"a {self.kind} rule needs {', '.join(missing)}")
+        if self.when is not None and self.kind not in CONDITIONAL:
+            raise ValueError(f"a {self.kind} rule has no `when` (it would be ignored)")
         if self.measure is not None and self.measure.split(".")[0] not in {
             kind.value for kind in SignalKind
         }:
@@ -148,6 +163,7 @@ class CompiledRule:
     rule: Rule
     condition: cel.Program | None
     limit: cel.Program | None
+    cites: tuple[str, ...] = ()  # the figures its condition, limit, measure and text mention
 
 
 @dataclass(frozen=True)
@@ -158,6 +174,23 @@ class Ruleset:
     rules: tuple[CompiledRule, ...]
     sha256: str
     path: Path
+    _scoped: dict[tuple[str, str], tuple[CompiledRule, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def for_department(self, cluster: str, care_type: str) -> tuple[CompiledRule, ...]:
+        """The rules that judge departments of this cluster and care type (worked out once)."""
+        key = (cluster, care_type)
+        found = self._scoped.get(key)
+        if found is None:
+            found = tuple(
+                c
+                for c in self.rules
+                if (not c.rule.clusters or cluster in c.rule.clusters)
+                and (not c.rule.care_types or care_type in c.rule.care_types)
+            )
+            self._scoped[key] = found
+        return found
 
     @property
     def version(self) -> str:
@@ -240,16 +273,29 @@ def _compile(
             programs[name] = program
         for language in ("nl", "en"):
             template = getattr(rule.explain, language)
-            for field in _TEMPLATE_FIELD.findall(template):
-                if field.split(".")[0] not in VARIABLES | TEMPLATE_EXTRAS:
+            for name in _TEMPLATE_FIELD.findall(template):
+                if name.split(".")[0] not in VARIABLES | TEMPLATE_EXTRAS:
                     problems.append(
                         Problem(
                             lines.line(("rules", index, "explain", language)),
                             f"{rule.id}.explain.{language}",
-                            f"unknown figure {{{field}}} in the explanation",
+                            f"unknown figure {{{name}}} in the explanation",
                         )
                     )
-        compiled.append(CompiledRule(rule, programs.get("when"), programs.get("limit")))
+        compiled.append(
+            CompiledRule(rule, programs.get("when"), programs.get("limit"), _cited_names(rule))
+        )
+    known_care_types = {row.code for row in packaged_care_types()}
+    for index, rule in enumerate(parsed.rules):
+        for position, code in enumerate(rule.care_types):
+            if code not in known_care_types:
+                problems.append(
+                    Problem(
+                        lines.line(("rules", index, "care_types", position)),
+                        f"{rule.id}.care_types",
+                        f"unknown care type {code!r} (see `vroegsignaal care-type list`)",
+                    )
+                )
     composite_ids = {r.id for r in parsed.rules if r.kind is RuleKind.COMPOSITE}
     if len(composite_ids) > 3:
         problems.append(Problem(None, "", "at most three composite rules"))
