@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services import ingest
 from services.cli.common import (
     JSON_OPTION,
+    checked,
     describe_counts,
     emit,
     err,
@@ -29,6 +30,8 @@ from services.core.db.server import open_database
 from services.core.demo import DemoWorld, load_demo_world
 from services.core.http.app import create_app
 from services.core.reference import seed_reference_data
+from services.rules import worker as rules_worker
+from services.rules.ruleset import Ruleset, load_ruleset, record_ruleset
 
 
 def _step(message: str) -> float:
@@ -93,9 +96,27 @@ async def _prepare(url: str, demo: bool) -> DemoWorld | None:
         await engine.dispose()
 
 
+async def _record_ruleset(url: str, ruleset: Ruleset) -> None:
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with make_sessions(engine)() as session, session.begin():
+            await record_ruleset(session, ruleset)
+    finally:
+        await engine.dispose()
+    out.print(f"Ruleset {ruleset.file.name} {ruleset.version} ({len(ruleset.rules)} rules)")
+
+
 async def _serve(config: Settings, url: str, host: str, port: int, demo: bool) -> None:
+    ruleset = checked(lambda: load_ruleset(config.ruleset))
     world = await _prepare(url, demo)
-    app = create_app(config, url, routers=ingest.routers(), relay=True)
+    await _record_ruleset(url, ruleset)
+    app = create_app(
+        config,
+        url,
+        routers=ingest.routers(),
+        subscriptions=[rules_worker.subscription(ruleset)],
+        relay=True,
+    )
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     )

@@ -19,7 +19,10 @@ from typing import Annotated, Any, Literal
 import cel
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.db.models import RulesetVersion
 from services.core.domain import Cluster, Level, SignalKind
 from services.core.errors import InvalidInput
 from services.core.reference.files import packaged_care_types
@@ -376,3 +379,12 @@ def _validation_problems(exc: ValidationError, lines: LineIndex) -> list[Problem
         message = error["msg"].removeprefix("Value error, ")
         problems.append(Problem(lines.line(path), where, message))
     return problems
+
+
+async def record_ruleset(session: AsyncSession, ruleset: Ruleset) -> None:
+    """Note that this ruleset (version and content hash) was loaded, once per distinct file."""
+    await session.execute(
+        pg_insert(RulesetVersion)
+        .values(version=ruleset.version, sha256=ruleset.sha256)
+        .on_conflict_do_nothing()
+    )

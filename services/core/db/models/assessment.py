@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Numeric, String
+from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Numeric, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,5 +33,7 @@ class Assessment(Base):
     # Each reason: rule id, level, message (nl, en), the figures and thresholds, the signal ids.
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     no_alternative: Mapped[bool] = mapped_column(server_default="false")
+    # Per rule: {"consecutive": n, "since": iso time} while its condition holds (for `for:`).
+    rule_memory: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     ruleset_version: Mapped[str] = mapped_column(String(64))
     assessed_at: Mapped[datetime] = mapped_column()

@@ -1,0 +1,152 @@
+"""The rules worker: judges a department after each of its signals, and stores the judgement.
+
+It consumes `signal.received` in consumer group `rules`. Per event, in the consumer's transaction:
+lock the department, load its state, evaluate (the pure function), store the assessment (history,
+with each rule's memory), and when the level or the reasons changed, record
+`assessment.changed` in the outbox. Alerts and regional coverage build on these assessments
+(issue 5, next part).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.db.models import Assessment as StoredAssessment
+from services.core.domain import Level, Scope, SignalKind
+from services.core.events.consumer import Subscription
+from services.core.events.envelope import Event
+from services.core.events.outbox import record_events
+from services.core.events.payloads import AssessmentChanged, Reason, Service, new_event
+from services.core.events.types import EventType, Topic
+from services.rules.evaluate import Assessment, evaluate
+from services.rules.evaluate import Reason as Found
+from services.rules.loading import DepartmentFacts, load_department, memory_document
+from services.rules.ruleset import Ruleset
+
+log = logging.getLogger(__name__)
+
+GROUP = "rules"
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def reason_document(reason: Found) -> dict[str, Any]:
+    """A reason as stored and as events carry it (the `Reason` of docs/events.md)."""
+    return Reason(
+        rule_id=reason.rule_id,
+        level=reason.level,
+        kind=reason.signal_kinds[0] if len(reason.signal_kinds) == 1 else None,
+        explanation=reason.explanation["en"],
+        figures={
+            k: v for k, v in reason.figures.items() if isinstance(v, float | int | bool | str)
+        },
+        thresholds={"limit": reason.limit} if reason.limit is not None else {},
+        norm=None,
+        signal_ids=list(reason.signal_ids),
+    ).model_dump(mode="json") | {"explanation_nl": reason.explanation["nl"]}
+
+
+async def judge(
+    session: AsyncSession,
+    ruleset: Ruleset,
+    department_id: uuid.UUID,
+    now: datetime,
+    *,
+    trigger: SignalKind | None = None,
+    signal_id: uuid.UUID | None = None,
+) -> Assessment | None:
+    """Judge one department now and store the assessment; None for an unknown department."""
+    loaded = await load_department(session, department_id, now, lock=True)
+    if loaded is None:
+        log.warning("signal for unknown department %s; nothing to judge", department_id)
+        return None
+    facts, state = loaded
+    assessment = evaluate(state, ruleset, now, trigger=trigger)
+    previous = (
+        await session.execute(
+            select(StoredAssessment.level, StoredAssessment.reasons)
+            .where(StoredAssessment.department_id == department_id)
+            .order_by(StoredAssessment.assessed_at.desc(), StoredAssessment.id.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    reasons = [reason_document(reason) for reason in assessment.reasons]
+    session.add(
+        StoredAssessment(
+            department_id=department_id,
+            signal_id=signal_id,
+            level=assessment.level,
+            score=Decimal(assessment.score),
+            reasons=reasons,
+            rule_memory=memory_document(dict(assessment.memory)),
+            ruleset_version=assessment.ruleset_version,
+            assessed_at=now,
+        )
+    )
+    changed = previous is None or (
+        previous.level != assessment.level
+        or [r["rule_id"] for r in previous.reasons] != [r["rule_id"] for r in reasons]
+    )
+    if changed:
+        await record_events(
+            session,
+            [_changed_event(facts, assessment, reasons, previous, now, signal_id)],
+        )
+    return assessment
+
+
+def _changed_event(
+    facts: DepartmentFacts,
+    assessment: Assessment,
+    reasons: list[dict[str, Any]],
+    previous: Any,
+    now: datetime,
+    signal_id: uuid.UUID | None,
+) -> Any:
+    payload = AssessmentChanged(
+        department_id=facts.id,
+        department=facts.code,
+        provider_agb=facts.provider_agb,
+        region=facts.region,
+        care_type=facts.care_type,
+        cluster=facts.cluster,
+        scope=Scope(facts.scope),
+        previous_level=Level(previous.level) if previous is not None else None,
+        level=assessment.level,
+        no_alternative=False,
+        reasons=[{k: v for k, v in r.items() if k != "explanation_nl"} for r in reasons],
+        ruleset_version=assessment.ruleset_version,
+        assessed_at=now,
+        signal_id=signal_id,
+    )
+    return new_event(payload, source=Service.RULES)
+
+
+def subscription(ruleset: Ruleset, clock: Clock = _utcnow) -> Subscription:
+    """The rules worker's consumer group: signals in, assessments out."""
+
+    async def handle(session: AsyncSession, event: Event) -> None:
+        if event.type != EventType.SIGNAL_RECEIVED.value:
+            return
+        data = event.data
+        await judge(
+            session,
+            ruleset,
+            uuid.UUID(str(data["department_id"])),
+            clock(),
+            trigger=SignalKind(data["kind"]),
+            signal_id=uuid.UUID(str(data["signal_id"])),
+        )
+
+    return Subscription(GROUP, (Topic.SIGNALS.value,), handle)

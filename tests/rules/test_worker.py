@@ -1,0 +1,94 @@
+"""The rules worker end to end: signals posted to the API are judged through the bus, stored as
+assessments with their reasons, and announced as `assessment.changed` when the judgement changes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services import ingest
+from services.core.db.models import Assessment, OutboxEvent
+from services.core.events.payloads import AssessmentChanged
+from services.core.http.app import create_app
+from services.rules import worker
+from services.rules.ruleset import load_ruleset
+from tests.ingest.conftest import World, build_world, open_client, settings
+
+
+async def _assessments(sessions: async_sessionmaker[AsyncSession], count: int) -> list[Assessment]:
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        async with sessions() as session:
+            found = list(
+                (await session.execute(select(Assessment).order_by(Assessment.id))).scalars()
+            )
+        if len(found) >= count or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.05)
+
+
+def _staffing(days_ago: int, **data: Any) -> dict[str, Any]:
+    return {
+        "department": "FACT-ZWOLLE",
+        "kind": "staffing",
+        "observed_at": (datetime.now(UTC) - timedelta(days=days_ago)).isoformat(),
+        "data": {"fte_budgeted": 20.0, **data},
+    }
+
+
+async def test_signals_are_judged_stored_and_announced_when_the_judgement_changes(
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions() as session, session.begin():
+        world: World = await build_world(session)
+    app = create_app(
+        settings(),
+        database_url,
+        routers=ingest.routers(),
+        subscriptions=[worker.subscription(load_ruleset())],
+    )
+    async for client in open_client(app):
+        post = await _post(client, world, _staffing(3, vacancies_fte=4.0))  # 20 % vacancies
+        assert post.status_code == 202, post.text
+        first = await _assessments(sessions, 1)
+        await _post(client, world, _staffing(2, vacancies_fte=4.0))
+        await _assessments(sessions, 2)
+        await _post(client, world, _staffing(1, vacancies_fte=4.5))
+        stored = await _assessments(sessions, 3)
+
+    assert [a.level.value for a in stored] == ["watch", "watch", "threatened"]
+    assert first[0].reasons[0]["rule_id"] == "staffing.vacancies_high"
+    assert (
+        "Vacatures" in first[0].reasons[0]["explanation_nl"]
+        or first[0].reasons[0]["explanation_nl"]
+    )
+    assert stored[-1].rule_memory["staffing.vacancies_sustained"]["consecutive"] == 3
+    assert all(a.department_id == world.departments["FACT-ZWOLLE"] for a in stored)
+
+    async with sessions() as session:
+        events = list(
+            (
+                await session.execute(
+                    select(OutboxEvent.event)
+                    .where(OutboxEvent.type == "nl.vroegsignaal.assessment.changed")
+                    .order_by(OutboxEvent.id)
+                )
+            ).scalars()
+        )
+    levels = [(e["data"]["previous_level"], e["data"]["level"]) for e in events]
+    assert levels == [(None, "watch"), ("watch", "threatened")], (
+        "the unchanged one is not announced"
+    )
+    payload = AssessmentChanged.model_validate(events[-1]["data"])
+    assert payload.department == "FACT-ZWOLLE" and payload.region == "ijssel-vecht"
+    assert {r.rule_id for r in payload.reasons} >= {"staffing.vacancies_sustained"}
+    assert events[-1]["source"] == "/vroegsignaal/rules"
+
+
+async def _post(client: httpx.AsyncClient, world: World, body: dict[str, Any]) -> httpx.Response:
+    return await client.post("/v1/signals", json=body, headers=world.auth("provider_a"))
