@@ -2,9 +2,8 @@
 
 It consumes `signal.received` in consumer group `rules`. Per event, in the consumer's transaction:
 lock the department, load its state, evaluate (the pure function), store the assessment (history,
-with each rule's memory), and when the level or the reasons changed, record
-`assessment.changed` in the outbox. Alerts and regional coverage build on these assessments
-(issue 5, next part).
+with each rule's memory), record `assessment.changed` when the level or the reasons changed, and
+open, update or resolve the department's alert (`alerts.py`). Regional coverage comes next.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from services.core.events.envelope import Event
 from services.core.events.outbox import record_events
 from services.core.events.payloads import AssessmentChanged, Reason, Service, new_event
 from services.core.events.types import EventType, Topic
+from services.rules.alerts import follow_assessment
 from services.rules.evaluate import Assessment, evaluate
 from services.rules.evaluate import Reason as Found
 from services.rules.loading import DepartmentFacts, load_department, memory_document
@@ -94,15 +94,24 @@ async def judge(
             assessed_at=now,
         )
     )
+    await session.flush()  # the alert's hysteresis counts this assessment
+    events = []
     changed = previous is None or (
         previous.level != assessment.level
         or [r["rule_id"] for r in previous.reasons] != [r["rule_id"] for r in reasons]
     )
     if changed:
-        await record_events(
-            session,
-            [_changed_event(facts, assessment, reasons, previous, now, signal_id)],
-        )
+        events.append(_changed_event(facts, assessment, reasons, previous, now, signal_id))
+    events += await follow_assessment(
+        session,
+        facts,
+        assessment,
+        reasons,
+        now,
+        hysteresis_reports=ruleset.file.hysteresis_reports,
+        signal_id=signal_id,
+    )
+    await record_events(session, events)  # once, at the end: the log's partition lock
     return assessment
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import ingest
-from services.core.db.models import Assessment, OutboxEvent
+from services.core.db.models import Alert, AlertEvent, Assessment, OutboxEvent
 from services.core.events.payloads import AssessmentChanged
 from services.core.http.app import create_app
 from services.rules import worker
@@ -60,14 +60,19 @@ async def test_signals_are_judged_stored_and_announced_when_the_judgement_change
         await _assessments(sessions, 2)
         await _post(client, world, _staffing(1, vacancies_fte=4.5))
         stored = await _assessments(sessions, 3)
+        for hours in (12, 6):  # recovered: two reports in a row judged ok
+            body = _staffing(0, vacancies_fte=0.0)
+            body["observed_at"] = (datetime.now(UTC) - timedelta(hours=hours)).isoformat()
+            await _post(client, world, body)
+        stored = [*stored, *(await _assessments(sessions, 5))[3:]]
 
-    assert [a.level.value for a in stored] == ["watch", "watch", "threatened"]
+    assert [a.level.value for a in stored] == ["watch", "watch", "threatened", "ok", "ok"]
     assert first[0].reasons[0]["rule_id"] == "staffing.vacancies_high"
     assert (
         "Vacatures" in first[0].reasons[0]["explanation_nl"]
         or first[0].reasons[0]["explanation_nl"]
     )
-    assert stored[-1].rule_memory["staffing.vacancies_sustained"]["consecutive"] == 3
+    assert stored[2].rule_memory["staffing.vacancies_sustained"]["consecutive"] == 3
     assert all(a.department_id == world.departments["FACT-ZWOLLE"] for a in stored)
 
     async with sessions() as session:
@@ -81,14 +86,68 @@ async def test_signals_are_judged_stored_and_announced_when_the_judgement_change
             ).scalars()
         )
     levels = [(e["data"]["previous_level"], e["data"]["level"]) for e in events]
-    assert levels == [(None, "watch"), ("watch", "threatened")], (
-        "the unchanged one is not announced"
-    )
-    payload = AssessmentChanged.model_validate(events[-1]["data"])
+    # Unchanged judgements are not announced.
+    assert levels == [(None, "watch"), ("watch", "threatened"), ("threatened", "ok")]
+    payload = AssessmentChanged.model_validate(events[1]["data"])
     assert payload.department == "FACT-ZWOLLE" and payload.region == "ijssel-vecht"
     assert {r.rule_id for r in payload.reasons} >= {"staffing.vacancies_sustained"}
     assert events[-1]["source"] == "/vroegsignaal/rules"
 
+    published, timeline = await _alert_story(sessions)
+    assert published == ["opened", "updated", "resolved"], "resolved only after two ok reports"
+    assert timeline == ["opened", "updated", "resolved"]
+    async with sessions() as session:
+        alert = (await session.execute(select(Alert))).scalar_one()
+    assert (alert.status.value, alert.level.value, alert.resolution) == (
+        "resolved",
+        "threatened",
+        "recovered",
+    )
+
+
+async def _alert_story(sessions: async_sessionmaker[AsyncSession]) -> tuple[list[str], list[str]]:
+    async with sessions() as session:
+        published = list(
+            (
+                await session.execute(
+                    select(OutboxEvent.type)
+                    .where(OutboxEvent.topic == "vroegsignaal.alerts.v1")
+                    .order_by(OutboxEvent.id)
+                )
+            ).scalars()
+        )
+        timeline = [
+            t.value
+            for t in (
+                await session.execute(select(AlertEvent.type).order_by(AlertEvent.id))
+            ).scalars()
+        ]
+    return [p.rsplit(".", 1)[1] for p in published], timeline
+
 
 async def _post(client: httpx.AsyncClient, world: World, body: dict[str, Any]) -> httpx.Response:
     return await client.post("/v1/signals", json=body, headers=world.auth("provider_a"))
+
+
+async def test_a_figure_hovering_around_a_threshold_does_not_flap_the_alert(
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions() as session, session.begin():
+        world: World = await build_world(session)
+    app = create_app(
+        settings(),
+        database_url,
+        routers=ingest.routers(),
+        subscriptions=[worker.subscription(load_ruleset())],
+    )
+    vacancies = [2.2, 1.0, 2.2, 1.0, 0.8]  # 11 %, 5 %, 11 %, 5 %, 4 % of 20 fte
+    async for client in open_client(app):
+        for n, fte in enumerate(vacancies):
+            body = _staffing(0, vacancies_fte=fte)
+            body["observed_at"] = (datetime.now(UTC) - timedelta(hours=10 - n)).isoformat()
+            assert (await _post(client, world, body)).status_code == 202
+            await _assessments(sessions, n + 1)
+
+    published, timeline = await _alert_story(sessions)
+    assert published == ["opened", "resolved"], "one alert, kept open through the dip"
+    assert timeline == ["opened", "resolved"]

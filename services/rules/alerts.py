@@ -1,0 +1,195 @@
+"""The alert lifecycle of a department, driven by its assessments.
+
+At most one unresolved alert per department. An assessment at `watch` or above opens one, or
+updates it when the level or the reasons change. An `ok` assessment does not resolve it at once:
+only after `hysteresis_reports` reports in a row judged ok (the ruleset says how many), so that a
+figure hovering around a threshold does not open and close alerts every month. Every change is an
+alert event in the alert's timeline and an event on the alerts topic, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.db.models import Alert, AlertEvent
+from services.core.db.models import Assessment as StoredAssessment
+from services.core.domain import (
+    AlertEventType,
+    AlertKind,
+    AlertStatus,
+    EscalationStep,
+    Level,
+    Scope,
+)
+from services.core.events.outbox import NewEvent
+from services.core.events.payloads import Alert as AlertPart
+from services.core.events.payloads import (
+    AlertOpened,
+    AlertResolved,
+    AlertUpdated,
+    ResolutionReason,
+    Service,
+    new_event,
+)
+from services.rules.evaluate import Assessment
+from services.rules.loading import DepartmentFacts
+
+
+async def follow_assessment(
+    session: AsyncSession,
+    facts: DepartmentFacts,
+    assessment: Assessment,
+    reasons: list[dict[str, Any]],
+    now: datetime,
+    *,
+    hysteresis_reports: int,
+    signal_id: uuid.UUID | None,
+) -> list[NewEvent]:
+    """Open, update or (after the hysteresis) resolve the department's alert; its events."""
+    alert = (
+        await session.execute(
+            select(Alert).where(
+                Alert.department_id == facts.id,
+                Alert.kind == AlertKind.DEPARTMENT,
+                Alert.status != AlertStatus.RESOLVED,
+            )
+        )
+    ).scalar_one_or_none()
+    if assessment.level is not Level.OK:
+        if alert is None:
+            return [await _open(session, facts, assessment, reasons, now, signal_id)]
+        return await _update(session, facts, alert, assessment, reasons, now, signal_id)
+    if alert is None:
+        return []
+    if alert.ok_since is None:
+        alert.ok_since = now
+    ok_reports = await session.scalar(
+        select(func.count())
+        .select_from(StoredAssessment)
+        .where(
+            StoredAssessment.department_id == facts.id,
+            StoredAssessment.assessed_at >= alert.ok_since,
+            StoredAssessment.signal_id.is_not(None),
+        )
+    )
+    if int(ok_reports or 0) < hysteresis_reports:
+        return []
+    return [await _resolve(session, facts, alert, now)]
+
+
+def _timeline(alert: Alert, kind: AlertEventType, now: datetime, **details: Any) -> AlertEvent:
+    return AlertEvent(
+        alert_id=alert.id,
+        type=kind,
+        at=now,
+        level=alert.level,
+        escalation=alert.escalation,
+        details=details,
+    )
+
+
+async def _open(
+    session: AsyncSession,
+    facts: DepartmentFacts,
+    assessment: Assessment,
+    reasons: list[dict[str, Any]],
+    now: datetime,
+    signal_id: uuid.UUID | None,
+) -> NewEvent:
+    alert = Alert(
+        id=uuid.uuid4(),
+        kind=AlertKind.DEPARTMENT,
+        department_id=facts.id,
+        region_id=facts.region_id,
+        care_type_code=facts.care_type,
+        level=assessment.level,
+        status=AlertStatus.OPEN,
+        escalation=EscalationStep.PROVIDER,
+        no_alternative=False,
+        reasons=reasons,
+        opened_at=now,
+        ruleset_version=assessment.ruleset_version,
+    )
+    session.add(alert)
+    await session.flush()
+    session.add(_timeline(alert, AlertEventType.OPENED, now, signal_id=str(signal_id)))
+    return new_event(
+        AlertOpened(alert=_part(facts, alert), signal_id=signal_id), source=Service.RULES
+    )
+
+
+async def _update(
+    session: AsyncSession,
+    facts: DepartmentFacts,
+    alert: Alert,
+    assessment: Assessment,
+    reasons: list[dict[str, Any]],
+    now: datetime,
+    signal_id: uuid.UUID | None,
+) -> list[NewEvent]:
+    alert.ok_since = None  # not ok (any more): the hysteresis starts again next time
+    same_reasons = [r["rule_id"] for r in alert.reasons] == [r["rule_id"] for r in reasons]
+    if alert.level is assessment.level and same_reasons:
+        return []
+    previous = alert.level
+    alert.level = assessment.level
+    alert.reasons = reasons
+    alert.ruleset_version = assessment.ruleset_version
+    session.add(
+        _timeline(
+            alert,
+            AlertEventType.UPDATED,
+            now,
+            previous_level=previous.value,
+            signal_id=str(signal_id),
+        )
+    )
+    await session.flush()
+    payload = AlertUpdated(alert=_part(facts, alert), previous_level=previous, signal_id=signal_id)
+    return [new_event(payload, source=Service.RULES)]
+
+
+async def _resolve(
+    session: AsyncSession, facts: DepartmentFacts, alert: Alert, now: datetime
+) -> NewEvent:
+    alert.status = AlertStatus.RESOLVED
+    alert.resolved_at = now
+    alert.resolution = ResolutionReason.RECOVERED.value
+    session.add(_timeline(alert, AlertEventType.RESOLVED, now, reason="recovered"))
+    await session.flush()
+    payload = AlertResolved(
+        alert=_part(facts, alert),
+        reason=ResolutionReason.RECOVERED,
+        resolved_by=None,
+        note=None,
+    )
+    return new_event(payload, source=Service.RULES)
+
+
+def _part(facts: DepartmentFacts, alert: Alert) -> AlertPart:
+    return AlertPart(
+        id=alert.id,
+        kind=alert.kind,
+        department_id=facts.id,
+        department=facts.code,
+        provider_agb=facts.provider_agb,
+        region=facts.region,
+        care_type=facts.care_type,
+        cluster=facts.cluster,
+        scope=Scope(facts.scope),
+        level=alert.level,
+        status=alert.status,
+        escalation=alert.escalation,
+        no_alternative=alert.no_alternative,
+        reasons=[{k: v for k, v in r.items() if k != "explanation_nl"} for r in alert.reasons],
+        opened_at=alert.opened_at,
+        escalated_at=alert.escalated_at,
+        acknowledged_at=alert.acknowledged_at,
+        resolved_at=alert.resolved_at,
+        ruleset_version=alert.ruleset_version,
+    )
