@@ -30,6 +30,7 @@ from services.core.db.server import open_database
 from services.core.demo import DemoWorld, load_demo_world
 from services.core.http.app import create_app
 from services.core.reference import seed_reference_data
+from services.rules import api as rules_api
 from services.rules import worker as rules_worker
 from services.rules.ruleset import Ruleset, load_ruleset, record_ruleset
 
@@ -113,7 +114,7 @@ async def _serve(config: Settings, url: str, host: str, port: int, demo: bool) -
     app = create_app(
         config,
         url,
-        routers=ingest.routers(),
+        routers=[*ingest.routers(), *rules_api.routers()],
         subscriptions=[rules_worker.subscription(ruleset)],
         relay=True,
     )

@@ -4,6 +4,7 @@ assessments with their reasons, and announced as `assessment.changed` when the j
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import ingest
-from services.core.db.models import Alert, AlertEvent, Assessment, OutboxEvent
+from services.core.db.models import Alert, AlertEvent, Assessment, AuditEntry, OutboxEvent
 from services.core.events.payloads import AssessmentChanged
 from services.core.http.app import create_app
+from services.rules import api as rules_api
 from services.rules import worker
 from services.rules.ruleset import load_ruleset
 from tests.ingest.conftest import World, build_world, open_client, settings
@@ -151,3 +153,73 @@ async def test_a_figure_hovering_around_a_threshold_does_not_flap_the_alert(
     published, timeline = await _alert_story(sessions)
     assert published == ["opened", "resolved"], "one alert, kept open through the dip"
     assert timeline == ["opened", "resolved"]
+
+
+async def test_the_assessment_api_is_scoped_audited_and_pages_back(
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions() as session, session.begin():
+        world: World = await build_world(session)
+    app = create_app(
+        settings(),
+        database_url,
+        routers=[*ingest.routers(), *rules_api.routers()],
+        subscriptions=[worker.subscription(load_ruleset())],
+    )
+    fact = world.departments["FACT-ZWOLLE"]
+    async for client in open_client(app):
+        before = await client.get(
+            f"/v1/departments/{fact}/assessment", headers=world.auth("provider_a")
+        )
+        assert before.status_code == 404 and "not been judged" in before.json()["detail"]
+        for n, fte in enumerate((1.0, 2.5, 4.0)):
+            body = _staffing(0, vacancies_fte=fte)
+            body["observed_at"] = (datetime.now(UTC) - timedelta(hours=5 - n)).isoformat()
+            await _post(client, world, body)
+        stored = await _assessments(sessions, 3)
+
+        current = await client.get(
+            f"/v1/departments/{fact}/assessment", headers=world.auth("insurer_zk")
+        )
+        assert current.status_code == 200, current.text
+        document = current.json()
+        assert document["level"] == "threatened"
+        reason = document["reasons"][0]
+        assert reason["rule_id"] and reason["explanation_nl"] and reason["signal_ids"]
+
+        page = await client.get(
+            f"/v1/departments/{fact}/assessments?limit=2", headers=world.auth("provider_a")
+        )
+        newest_first = [a.level.value for a in reversed(stored)]
+        assert [a["level"] for a in page.json()["items"]] == newest_first[:2]
+        older = await client.get(
+            f"/v1/departments/{fact}/assessments",
+            params={"limit": 2, "before": page.json()["next_before"]},
+            headers=world.auth("provider_a"),
+        )
+        assert [a["level"] for a in older.json()["items"]] == newest_first[2:]
+        assert older.json()["next_before"] is None
+
+        other = await client.get(
+            f"/v1/departments/{fact}/assessment", headers=world.auth("provider_b")
+        )
+        assert other.status_code == 403
+        elsewhere = await client.get(
+            f"/v1/departments/{fact}/assessment", headers=world.auth("insurer_menzis")
+        )
+        assert elsewhere.status_code == 403
+        missing = await client.get(
+            f"/v1/departments/{uuid.uuid4()}/assessment", headers=world.auth("provider_a")
+        )
+        assert missing.status_code == 404
+
+    async with sessions() as session:
+        audited = (
+            await session.execute(
+                select(AuditEntry.action, AuditEntry.object_id).where(
+                    AuditEntry.action.like("assessment.%")
+                )
+            )
+        ).all()
+    assert ("assessment.read", str(fact)) in audited
+    assert ("assessment.history.read", str(fact)) in audited

@@ -1,0 +1,161 @@
+"""`/v1/departments/{id}/assessment(s)`: the engine's judgement of a department, and its history.
+
+Scoped like the departments themselves (a provider its own, an insurer the regions it coordinates,
+a table its region, the national table supra-regional care); every read is audited, because an
+assessment is what alerts are made of.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.core.access import Caller, visible_departments
+from services.core.audit import record_audit
+from services.core.db.models import Assessment, Department
+from services.core.domain import Level
+from services.core.http.auth import CallerDep
+from services.ingest.openapi import ERROR_RESPONSES
+
+router = APIRouter(prefix="/v1/departments", tags=["assessments"])
+
+
+class ReasonRead(BaseModel):
+    """One rule that fired: why, from which figures, against which limit, from which signals."""
+
+    rule_id: str
+    level: Level
+    kind: str | None = Field(description="the signal kind the figures come from")
+    explanation: str = Field(description="in English")
+    explanation_nl: str = Field(description="in Dutch")
+    figures: dict[str, Any]
+    thresholds: dict[str, Any]
+    signal_ids: list[uuid.UUID]
+
+
+class AssessmentRead(BaseModel):
+    department_id: uuid.UUID
+    level: Level
+    score: float
+    reasons: list[ReasonRead] = Field(description="most severe first")
+    ruleset_version: str
+    assessed_at: datetime
+    signal_id: uuid.UUID | None = Field(description="the signal that led to it; null: a schedule")
+
+
+class AssessmentPage(BaseModel):
+    items: list[AssessmentRead] = Field(description="newest first")
+    next_before: datetime | None = Field(description="pass as `before` for the next, older page")
+
+
+def _read(row: Assessment) -> AssessmentRead:
+    return AssessmentRead(
+        department_id=row.department_id,
+        level=row.level,
+        score=float(row.score),
+        reasons=[ReasonRead.model_validate(reason) for reason in row.reasons],
+        ruleset_version=row.ruleset_version,
+        assessed_at=row.assessed_at,
+        signal_id=row.signal_id,
+    )
+
+
+async def _allowed(session: AsyncSession, caller: Caller, department_id: uuid.UUID) -> None:
+    """404 for a department that does not exist, 403 for one outside the caller's scope."""
+    visible = await session.scalar(
+        select(visible_departments(caller)).where(Department.id == department_id)
+    )
+    if visible is None:
+        raise HTTPException(404, f"No department with id {department_id}.")
+    if not visible:
+        raise HTTPException(403, "This department is not one your organisation may see.")
+
+
+async def _audit(
+    session: AsyncSession, caller: Caller, department_id: uuid.UUID, what: str
+) -> None:
+    await record_audit(
+        session,
+        action=what,
+        object_type="department",
+        object_id=str(department_id),
+        channel=caller.channel,
+        organisation_id=caller.organisation_id,
+        user_id=caller.user_id,
+        api_key_id=caller.api_key_id,
+    )
+
+
+def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    return sessions
+
+
+@router.get(
+    "/{department_id}/assessment",
+    summary="The department's current assessment",
+    responses={**ERROR_RESPONSES, 404: {"description": "No such department, or not judged yet."}},
+)
+async def current_assessment(
+    request: Request, caller: CallerDep, department_id: uuid.UUID
+) -> AssessmentRead:
+    """The newest judgement, with its reasons in Dutch and English."""
+    async with _sessions(request)() as session, session.begin():
+        await _allowed(session, caller, department_id)
+        await _audit(session, caller, department_id, "assessment.read")
+        row = (
+            await session.execute(
+                select(Assessment)
+                .where(Assessment.department_id == department_id)
+                .order_by(Assessment.assessed_at.desc(), Assessment.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            raise HTTPException(404, "This department has not been judged yet: no signal so far.")
+        return _read(row)
+
+
+@router.get(
+    "/{department_id}/assessments",
+    summary="The department's assessments, newest first",
+    responses=ERROR_RESPONSES,
+)
+async def assessment_history(
+    request: Request,
+    caller: CallerDep,
+    department_id: uuid.UUID,
+    before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> AssessmentPage:
+    """Every judgement (one per signal, and the scheduled ones), to page back through."""
+    if before is not None and before.tzinfo is None:
+        raise HTTPException(422, "`before` needs a time zone, e.g. 2026-11-01T09:00:00Z.")
+    async with _sessions(request)() as session, session.begin():
+        await _allowed(session, caller, department_id)
+        await _audit(session, caller, department_id, "assessment.history.read")
+        query = select(Assessment).where(Assessment.department_id == department_id)
+        if before is not None:
+            query = query.where(Assessment.assessed_at < before)
+        rows = list(
+            (
+                await session.execute(
+                    query.order_by(Assessment.assessed_at.desc(), Assessment.id.desc()).limit(
+                        limit + 1
+                    )
+                )
+            ).scalars()
+        )
+    items = [_read(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return AssessmentPage(items=items, next_before=items[-1].assessed_at if more else None)
+
+
+def routers() -> list[APIRouter]:
+    return [router]
