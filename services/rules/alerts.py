@@ -49,6 +49,7 @@ async def follow_assessment(
     *,
     hysteresis_reports: int,
     signal_id: uuid.UUID | None,
+    no_alternative: bool = False,
 ) -> list[NewEvent]:
     """Open, update or (after the hysteresis) resolve the department's alert; its events."""
     alert = (
@@ -62,7 +63,10 @@ async def follow_assessment(
     ).scalar_one_or_none()
     if assessment.level is not Level.OK:
         if alert is None:
-            return [await _open(session, facts, assessment, reasons, now, signal_id)]
+            return [
+                await _open(session, facts, assessment, reasons, now, signal_id, no_alternative)
+            ]
+        alert.no_alternative = no_alternative
         return await _update(session, facts, alert, assessment, reasons, now, signal_id)
     if alert is None:
         return []
@@ -100,6 +104,7 @@ async def _open(
     reasons: list[dict[str, Any]],
     now: datetime,
     signal_id: uuid.UUID | None,
+    no_alternative: bool,
 ) -> NewEvent:
     alert = Alert(
         id=uuid.uuid4(),
@@ -110,7 +115,7 @@ async def _open(
         level=assessment.level,
         status=AlertStatus.OPEN,
         escalation=EscalationStep.PROVIDER,
-        no_alternative=False,
+        no_alternative=no_alternative,
         reasons=reasons,
         opened_at=now,
         ruleset_version=assessment.ruleset_version,

@@ -3,7 +3,8 @@
 It consumes `signal.received` in consumer group `rules`. Per event, in the consumer's transaction:
 lock the department, load its state, evaluate (the pure function), store the assessment (history,
 with each rule's memory), record `assessment.changed` when the level or the reasons changed, and
-open, update or resolve the department's alert (`alerts.py`). Regional coverage comes next.
+open, update or resolve the department's alert (`alerts.py`), and bring the region's coverage
+cell up to date (`coverage.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,6 +28,15 @@ from services.core.events.outbox import record_events
 from services.core.events.payloads import AssessmentChanged, Reason, Service, new_event
 from services.core.events.types import EventType, Topic
 from services.rules.alerts import follow_assessment
+from services.rules.coverage import (
+    follow_cell,
+    load_cell,
+    lock_cell,
+    no_alternative,
+    no_alternative_reason,
+    raised,
+    with_member,
+)
 from services.rules.evaluate import Assessment, evaluate
 from services.rules.evaluate import Reason as Found
 from services.rules.loading import DepartmentFacts, load_department, memory_document
@@ -73,6 +84,10 @@ async def judge(
         return None
     facts, state = loaded
     assessment = evaluate(state, ruleset, now, trigger=trigger)
+    share = ruleset.file.no_alternative_share
+    await lock_cell(session, facts)
+    cell = with_member(await load_cell(session, facts), facts.id, assessment.level)
+    alone = no_alternative(cell, facts.id, assessment.level, share)
     previous = (
         await session.execute(
             select(StoredAssessment.level, StoredAssessment.reasons)
@@ -82,6 +97,9 @@ async def judge(
         )
     ).one_or_none()
     reasons = [reason_document(reason) for reason in assessment.reasons]
+    if alone:
+        assessment = replace(assessment, level=raised(assessment.level))
+        reasons.insert(0, no_alternative_reason(cell, assessment.level))
     session.add(
         StoredAssessment(
             department_id=department_id,
@@ -89,6 +107,7 @@ async def judge(
             level=assessment.level,
             score=Decimal(assessment.score),
             reasons=reasons,
+            no_alternative=alone,
             rule_memory=memory_document(dict(assessment.memory)),
             ruleset_version=assessment.ruleset_version,
             assessed_at=now,
@@ -101,7 +120,7 @@ async def judge(
         or [r["rule_id"] for r in previous.reasons] != [r["rule_id"] for r in reasons]
     )
     if changed:
-        events.append(_changed_event(facts, assessment, reasons, previous, now, signal_id))
+        events.append(_changed_event(facts, assessment, reasons, previous, now, signal_id, alone))
     events += await follow_assessment(
         session,
         facts,
@@ -110,6 +129,14 @@ async def judge(
         now,
         hysteresis_reports=ruleset.file.hysteresis_reports,
         signal_id=signal_id,
+        no_alternative=alone,
+    )
+    events += await follow_cell(
+        session,
+        await load_cell(session, facts),
+        now,
+        share=share,
+        ruleset_version=assessment.ruleset_version,
     )
     await record_events(session, events)  # once, at the end: the log's partition lock
     return assessment
@@ -122,6 +149,7 @@ def _changed_event(
     previous: Any,
     now: datetime,
     signal_id: uuid.UUID | None,
+    alone: bool,
 ) -> Any:
     payload = AssessmentChanged(
         department_id=facts.id,
@@ -133,7 +161,7 @@ def _changed_event(
         scope=Scope(facts.scope),
         previous_level=Level(previous.level) if previous is not None else None,
         level=assessment.level,
-        no_alternative=False,
+        no_alternative=alone,
         reasons=[{k: v for k, v in r.items() if k != "explanation_nl"} for r in reasons],
         ruleset_version=assessment.ruleset_version,
         assessed_at=now,

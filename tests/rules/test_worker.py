@@ -13,7 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import ingest
-from services.core.db.models import Alert, AlertEvent, Assessment, AuditEntry, OutboxEvent
+from services.core.db.models import (
+    Alert,
+    AlertEvent,
+    Assessment,
+    AuditEntry,
+    OutboxEvent,
+    RegionalCoverage,
+)
 from services.core.events.payloads import AssessmentChanged
 from services.core.http.app import create_app
 from services.rules import api as rules_api
@@ -68,12 +75,13 @@ async def test_signals_are_judged_stored_and_announced_when_the_judgement_change
             await _post(client, world, body)
         stored = [*stored, *(await _assessments(sessions, 5))[3:]]
 
-    assert [a.level.value for a in stored] == ["watch", "watch", "threatened", "ok", "ok"]
+    # The only FACT team of its region: threatened, with no alternative, is critical.
+    assert [a.level.value for a in stored] == ["watch", "watch", "critical", "ok", "ok"]
+    assert [a.no_alternative for a in stored] == [False, False, True, False, False]
+    assert stored[2].reasons[0]["rule_id"] == "coverage.no_alternative"
     assert first[0].reasons[0]["rule_id"] == "staffing.vacancies_high"
-    assert (
-        "Vacatures" in first[0].reasons[0]["explanation_nl"]
-        or first[0].reasons[0]["explanation_nl"]
-    )
+    dutch, english = first[0].reasons[0]["explanation_nl"], first[0].reasons[0]["explanation"]
+    assert dutch and english and dutch != english
     assert stored[2].rule_memory["staffing.vacancies_sustained"]["consecutive"] == 3
     assert all(a.department_id == world.departments["FACT-ZWOLLE"] for a in stored)
 
@@ -89,42 +97,53 @@ async def test_signals_are_judged_stored_and_announced_when_the_judgement_change
         )
     levels = [(e["data"]["previous_level"], e["data"]["level"]) for e in events]
     # Unchanged judgements are not announced.
-    assert levels == [(None, "watch"), ("watch", "threatened"), ("threatened", "ok")]
+    assert levels == [(None, "watch"), ("watch", "critical"), ("critical", "ok")]
     payload = AssessmentChanged.model_validate(events[1]["data"])
     assert payload.department == "FACT-ZWOLLE" and payload.region == "ijssel-vecht"
     assert {r.rule_id for r in payload.reasons} >= {"staffing.vacancies_sustained"}
+    assert payload.no_alternative
     assert events[-1]["source"] == "/vroegsignaal/rules"
 
-    published, timeline = await _alert_story(sessions)
-    assert published == ["opened", "updated", "resolved"], "resolved only after two ok reports"
-    assert timeline == ["opened", "updated", "resolved"]
+    department = str(world.departments["FACT-ZWOLLE"])
+    assert await _published(sessions, department) == [
+        "alert.opened",
+        "alert.updated",
+        "alert.resolved",  # only after two reports in a row judged ok
+    ]
+    # The region had no unthreatened FACT team left: a coverage gap, with an alert of its own,
+    # closed as soon as the team was judged ok again.
+    assert await _published(sessions, "ijssel-vecht/outreach.fact") == [
+        "coverage.changed",
+        "coverage.changed",
+        "alert.opened",
+        "coverage.changed",
+        "alert.resolved",
+    ]
     async with sessions() as session:
-        alert = (await session.execute(select(Alert))).scalar_one()
-    assert (alert.status.value, alert.level.value, alert.resolution) == (
+        alerts = {a.kind.value: a for a in (await session.execute(select(Alert))).scalars().all()}
+        cell = (await session.execute(select(RegionalCoverage))).scalar_one()
+    assert (alerts["department"].status.value, alerts["department"].level.value) == (
         "resolved",
-        "threatened",
-        "recovered",
+        "critical",
     )
+    assert alerts["department"].resolution == "recovered"
+    assert alerts["coverage"].status.value == "resolved"
+    assert (cell.departments_active, cell.critical, cell.no_alternative) == (1, 0, 0)
 
 
-async def _alert_story(sessions: async_sessionmaker[AsyncSession]) -> tuple[list[str], list[str]]:
+async def _published(sessions: async_sessionmaker[AsyncSession], key: str) -> list[str]:
+    """The types of the alerts-topic events under one partition key, in log order."""
     async with sessions() as session:
-        published = list(
-            (
-                await session.execute(
-                    select(OutboxEvent.type)
-                    .where(OutboxEvent.topic == "vroegsignaal.alerts.v1")
-                    .order_by(OutboxEvent.id)
+        types = (
+            await session.execute(
+                select(OutboxEvent.type)
+                .where(
+                    OutboxEvent.topic == "vroegsignaal.alerts.v1", OutboxEvent.partition_key == key
                 )
-            ).scalars()
-        )
-        timeline = [
-            t.value
-            for t in (
-                await session.execute(select(AlertEvent.type).order_by(AlertEvent.id))
-            ).scalars()
-        ]
-    return [p.rsplit(".", 1)[1] for p in published], timeline
+                .order_by(OutboxEvent.id)
+            )
+        ).scalars()
+        return [t.removeprefix("nl.vroegsignaal.") for t in types]
 
 
 async def _post(client: httpx.AsyncClient, world: World, body: dict[str, Any]) -> httpx.Response:
@@ -150,8 +169,16 @@ async def test_a_figure_hovering_around_a_threshold_does_not_flap_the_alert(
             assert (await _post(client, world, body)).status_code == 202
             await _assessments(sessions, n + 1)
 
-    published, timeline = await _alert_story(sessions)
-    assert published == ["opened", "resolved"], "one alert, kept open through the dip"
+    department = str(world.departments["FACT-ZWOLLE"])
+    published = await _published(sessions, department)
+    assert published == ["alert.opened", "alert.resolved"], "one alert, kept open through the dip"
+    async with sessions() as session:
+        timeline = [
+            t.value
+            for t in (
+                await session.execute(select(AlertEvent.type).order_by(AlertEvent.id))
+            ).scalars()
+        ]
     assert timeline == ["opened", "resolved"]
 
 
@@ -183,8 +210,9 @@ async def test_the_assessment_api_is_scoped_audited_and_pages_back(
         )
         assert current.status_code == 200, current.text
         document = current.json()
-        assert document["level"] == "threatened"
-        reason = document["reasons"][0]
+        assert document["level"] == "critical", "threatened, and the region's only FACT team"
+        assert document["reasons"][0]["rule_id"] == "coverage.no_alternative"
+        reason = document["reasons"][1]
         assert reason["rule_id"] and reason["explanation_nl"] and reason["signal_ids"]
 
         page = await client.get(
