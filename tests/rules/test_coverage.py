@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from services.core.domain import Cluster, Level
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.core.admin.departments import DepartmentSpec, add_department
+from services.core.db.models import Alert, Department, RegionalCoverage, Signal
+from services.core.domain import AlertKind, AlertStatus, Cluster, Level, SignalKind, SignalSource
 from services.rules.coverage import Cell, Member, no_alternative, raised, with_member
+from services.rules.ruleset import load_ruleset
+from services.rules.worker import judge
+from tests.ingest.conftest import PROVIDER_B, build_world
 
 SHARE = 0.5
 
@@ -65,3 +76,80 @@ def test_no_alternative_goes_up_one_level() -> None:
 def test_an_empty_cell_is_no_gap() -> None:
     empty = cell()
     assert not empty.gap and empty.level(SHARE) is Level.OK and empty.capacity_total == 0
+
+
+async def test_coverage_across_departments_and_regions_through_the_worker(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    ruleset = load_ruleset()
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        world = await build_world(session)
+        small = await add_department(
+            session,
+            DepartmentSpec(
+                PROVIDER_B, "HIC-DEVENTER", "HIC Deventer", "acute.hic", "ijssel-vecht", None, 6
+            ),
+        )
+    big, groningen = world.departments["HIC-ZWOLLE"], world.departments["HIC-GRN"]
+
+    async def stop(department: uuid.UUID) -> Level:
+        """An admission stop at an acute ward: threatened at once by the default ruleset."""
+        async with sessions() as session, session.begin():
+            signal = Signal(
+                id=uuid.uuid4(),
+                department_id=department,
+                kind=SignalKind.ADMISSION_STOP,
+                observed_at=now,
+                received_at=now,
+                data={"active": True, "since": now.date().isoformat()},
+                source=SignalSource.API,
+                submitted_by_id=(await session.get(Department, department)).provider_id,  # type: ignore[union-attr]
+                body_hash="test",
+            )
+            session.add(signal)
+            await session.flush()
+            judged = await judge(
+                session,
+                ruleset,
+                department,
+                now,
+                trigger=SignalKind.ADMISSION_STOP,
+                signal_id=signal.id,
+            )
+            assert judged is not None
+            return judged.level
+
+    # The big ward carries 24 of the region's 30 HIC beds: no equivalent alternative.
+    assert await stop(big) is Level.CRITICAL
+    # Groningen is another region: its only HIC is also the last of its kind there.
+    assert await stop(groningen) is Level.CRITICAL
+    async with sessions() as session:
+        cells = {
+            (
+                c.region_id is not None,
+                c.departments_active,
+                c.capacity_total,
+                c.capacity_at_risk,
+                c.no_alternative,
+            )
+            for c in (await session.execute(select(RegionalCoverage))).scalars()
+        }
+        gaps = (
+            (await session.execute(select(Alert).where(Alert.kind == AlertKind.COVERAGE)))
+            .scalars()
+            .all()
+        )
+    assert (True, 2, 30, 24, 0) in cells, "IJssel-Vecht: two HICs, the big one at risk, no gap yet"
+    assert (True, 1, 20, 20, 1) in cells, "Groningen: its one HIC at risk, a gap"
+    assert len(gaps) == 1
+
+    # Now the small one stops admitting too: IJssel-Vecht has no unthreatened HIC left.
+    assert await stop(small.id) is Level.THREATENED  # 6 of 30 beds: alternatives on paper
+    async with sessions() as session:
+        gaps = (
+            (await session.execute(select(Alert).where(Alert.kind == AlertKind.COVERAGE)))
+            .scalars()
+            .all()
+        )
+    assert len(gaps) == 2 and all(g.status is AlertStatus.OPEN for g in gaps)
