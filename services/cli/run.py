@@ -33,6 +33,7 @@ from services.core.reference import seed_reference_data
 from services.rules import api as rules_api
 from services.rules import worker as rules_worker
 from services.rules.ruleset import Ruleset, load_ruleset, record_ruleset
+from services.rules.silence import silence_schedule
 
 
 def _step(message: str) -> float:
@@ -117,6 +118,7 @@ async def _serve(config: Settings, url: str, host: str, port: int, demo: bool) -
         routers=[*ingest.routers(), *rules_api.routers()],
         subscriptions=[rules_worker.subscription(ruleset)],
         relay=True,
+        background=[lambda app: silence_schedule(app.state.sessions, ruleset)],
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")

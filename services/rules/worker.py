@@ -76,8 +76,13 @@ async def judge(
     *,
     trigger: SignalKind | None = None,
     signal_id: uuid.UUID | None = None,
+    store_unchanged: bool = True,
 ) -> Assessment | None:
-    """Judge one department now and store the assessment; None for an unknown department."""
+    """Judge one department now and store the assessment; None for an unknown department.
+
+    A scheduled judgement (`store_unchanged=False`) stores nothing when nothing changed, so the
+    history holds one row per signal and one per change, not one per department per day.
+    """
     loaded = await load_department(session, department_id, now, lock=True)
     if loaded is None:
         log.warning("signal for unknown department %s; nothing to judge", department_id)
@@ -100,6 +105,12 @@ async def judge(
     if alone:
         assessment = replace(assessment, level=raised(assessment.level))
         reasons.insert(0, no_alternative_reason(cell, assessment.level))
+    changed = previous is None or (
+        previous.level != assessment.level
+        or [r["rule_id"] for r in previous.reasons] != [r["rule_id"] for r in reasons]
+    )
+    if not changed and not store_unchanged:
+        return assessment
     session.add(
         StoredAssessment(
             department_id=department_id,
@@ -115,10 +126,6 @@ async def judge(
     )
     await session.flush()  # the alert's hysteresis counts this assessment
     events = []
-    changed = previous is None or (
-        previous.level != assessment.level
-        or [r["rule_id"] for r in previous.reasons] != [r["rule_id"] for r in reasons]
-    )
     if changed:
         events.append(_changed_event(facts, assessment, reasons, previous, now, signal_id, alone))
     events += await follow_assessment(

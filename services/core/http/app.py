@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -38,11 +38,13 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     subscriptions: Sequence[Subscription] = (),
     relay: bool = False,
+    background: Sequence[Callable[[FastAPI], AbstractAsyncContextManager[object]]] = (),
 ) -> FastAPI:
     """An app with health, reference lists and the given service routers, on its own engine.
 
     The process also runs its share of the bus: the consumers of `subscriptions` and, with
-    `relay`, the outbox relay (needed on the Kafka bus only).
+    `relay`, the outbox relay (needed on the Kafka bus only); and its `background` work (e.g. a
+    schedule), each a context that runs while the app does.
     """
 
     @asynccontextmanager
@@ -63,7 +65,9 @@ def create_app(
         bus = open_bus(settings, database_url, app.state.sessions)
         app.state.bus = bus
         try:
-            async with running_bus(bus, subscriptions, relay=relay):
+            async with running_bus(bus, subscriptions, relay=relay), AsyncExitStack() as stack:
+                for start in background:
+                    await stack.enter_async_context(start(app))
                 yield
         finally:
             await engine.dispose()

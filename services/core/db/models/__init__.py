@@ -22,6 +22,7 @@ from services.core.db.models.processed_event import ProcessedEvent
 from services.core.db.models.region import Region
 from services.core.db.models.regional_coverage import RegionalCoverage
 from services.core.db.models.ruleset_version import RulesetVersion
+from services.core.db.models.scheduled_run import ScheduledRun
 from services.core.db.models.signal import Signal
 from services.core.db.models.silence import Silence
 from services.core.db.models.user import User
@@ -51,6 +52,7 @@ __all__ = [
     "Region",
     "RegionalCoverage",
     "RulesetVersion",
+    "ScheduledRun",
     "Signal",
     "Silence",
     "User",
