@@ -32,6 +32,7 @@ from services.core.http.app import create_app
 from services.core.reference import seed_reference_data
 from services.rules import api as rules_api
 from services.rules import worker as rules_worker
+from services.rules.reload import RulesetHolder, reload_on_sighup
 from services.rules.ruleset import Ruleset, load_ruleset, record_ruleset
 from services.rules.silence import silence_schedule
 
@@ -112,13 +113,17 @@ async def _serve(config: Settings, url: str, host: str, port: int, demo: bool) -
     ruleset = checked(lambda: load_ruleset(config.ruleset))
     world = await _prepare(url, demo)
     await _record_ruleset(url, ruleset)
+    holder = RulesetHolder(ruleset, config.ruleset)
     app = create_app(
         config,
         url,
         routers=[*ingest.routers(), *rules_api.routers()],
-        subscriptions=[rules_worker.subscription(ruleset)],
+        subscriptions=[rules_worker.subscription(holder)],
         relay=True,
-        background=[lambda app: silence_schedule(app.state.sessions, ruleset)],
+        background=[
+            lambda app: silence_schedule(app.state.sessions, holder),
+            lambda app: reload_on_sighup(holder, app.state.sessions),
+        ],
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")

@@ -93,17 +93,18 @@ async def sweep_silence(
 @asynccontextmanager
 async def silence_schedule(
     sessions: async_sessionmaker[AsyncSession],
-    ruleset: Ruleset,
+    ruleset: Ruleset | Callable[[], Ruleset],
     *,
     every: timedelta = INTERVAL,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> AsyncIterator[AsyncIOScheduler]:
     """Run the sweep every `every` (and once at start-up) while the context is open."""
     scheduler = AsyncIOScheduler(timezone=UTC)
+    current = ruleset if callable(ruleset) else (lambda: ruleset)
 
     async def run() -> None:
         try:
-            await sweep_silence(sessions, ruleset, clock(), interval=every)
+            await sweep_silence(sessions, current(), clock(), interval=every)
         except Exception:
             log.exception("silence sweep failed; the next one tries again")
 

@@ -177,8 +177,13 @@ def _changed_event(
     return new_event(payload, source=Service.RULES)
 
 
-def subscription(ruleset: Ruleset, clock: Clock = _utcnow) -> Subscription:
-    """The rules worker's consumer group: signals in, assessments out."""
+def subscription(ruleset: Ruleset | Callable[[], Ruleset], clock: Clock = _utcnow) -> Subscription:
+    """The rules worker's consumer group: signals in, assessments out.
+
+    `ruleset` may be a holder (`reload.RulesetHolder`) that a SIGHUP refreshes: it is asked for
+    the current ruleset at every event.
+    """
+    current = ruleset if callable(ruleset) else (lambda: ruleset)
 
     async def handle(session: AsyncSession, event: Event) -> None:
         if event.type != EventType.SIGNAL_RECEIVED.value:
@@ -186,7 +191,7 @@ def subscription(ruleset: Ruleset, clock: Clock = _utcnow) -> Subscription:
         data = event.data
         await judge(
             session,
-            ruleset,
+            current(),
             uuid.UUID(str(data["department_id"])),
             clock(),
             trigger=SignalKind(data["kind"]),
