@@ -125,6 +125,7 @@ async def _serve(config: Settings, url: str, host: str, port: int, demo: bool) -
             lambda app: reload_on_sighup(holder, app.state.sessions),
         ],
     )
+    app.state.no_alternative_share = ruleset.file.no_alternative_share
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     )

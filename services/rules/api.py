@@ -13,15 +13,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.access import Caller, visible_departments
 from services.core.audit import record_audit
-from services.core.db.models import Assessment, Department
-from services.core.domain import Level
+from services.core.db.models import Assessment, CareType, Department, Region, RegionalCoverage
+from services.core.domain import Cluster, Level, Role
 from services.core.http.auth import CallerDep
 from services.ingest.openapi import ERROR_RESPONSES
+from services.rules.coverage import cell_level as _cell_level
 
 router = APIRouter(prefix="/v1/departments", tags=["assessments"])
 
@@ -157,5 +158,102 @@ async def assessment_history(
     return AssessmentPage(items=items, next_before=items[-1].assessed_at if more else None)
 
 
+coverage_router = APIRouter(prefix="/v1/coverage", tags=["coverage"])
+DEFAULT_SHARE = 0.5  # the ruleset's `no_alternative_share` when the app was not told another
+
+
+class CoverageCell(BaseModel):
+    """One region × care type (region null: national, for supra-regional care)."""
+
+    region: str | None
+    care_type: str
+    cluster: Cluster
+    departments: int = Field(description="active departments of this care type here")
+    threatened: int
+    critical: int
+    capacity_total: int
+    capacity_at_risk: int = Field(description="capacity of the threatened and critical ones")
+    no_alternative: bool = Field(description="a gap: not one unthreatened department left")
+    level: Level
+    updated_at: datetime
+
+
+def _regions_of(caller: Caller) -> ColumnElement[bool] | None:
+    """Which cells the caller may see; None: all of them."""
+    match caller.role:
+        case Role.NATIONAL_TABLE | Role.GOVERNANCE | Role.ADMIN:
+            return None
+        case Role.REGIONAL_TABLE:
+            return RegionalCoverage.region_id == caller.region_id
+        case Role.INSURER:
+            return RegionalCoverage.region_id.in_(caller.coordinated_region_ids or {-1})
+        case Role.PROVIDER:
+            own = select(Department.region_id).where(
+                Department.provider_id == caller.organisation_id
+            )
+            return RegionalCoverage.region_id.is_(None) | RegionalCoverage.region_id.in_(own)
+    return RegionalCoverage.region_id == -1
+
+
+@coverage_router.get("", summary="Regional coverage of crucial care", responses=ERROR_RESPONSES)
+async def coverage(
+    request: Request,
+    caller: CallerDep,
+    region: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,64}$")] = None,
+    care_type: Annotated[str | None, Query(pattern=r"^[a-z0-9_.]{1,64}$")] = None,
+    cluster: Cluster | None = None,
+    gaps_only: bool = False,
+) -> list[CoverageCell]:
+    """Per region and care type: departments, how many are threatened or critical, capacity at
+    risk, and gaps. Scoped: a table its region (the national table everything), an insurer the
+    regions it coordinates, a provider the regions it works in and the national cells."""
+    query = (
+        select(RegionalCoverage, Region.code, CareType.cluster)
+        .outerjoin(Region, Region.id == RegionalCoverage.region_id)
+        .join(CareType, CareType.code == RegionalCoverage.care_type_code)
+        .order_by(Region.code.nulls_first(), CareType.sort_order)
+    )
+    scope = _regions_of(caller)
+    if scope is not None:
+        query = query.where(scope)
+    if region:
+        query = query.where(Region.code == region)
+    if care_type:
+        query = query.where(RegionalCoverage.care_type_code == care_type)
+    if cluster:
+        query = query.where(CareType.cluster == cluster)
+    if gaps_only:
+        query = query.where(RegionalCoverage.no_alternative > 0)
+    async with _sessions(request)() as session, session.begin():
+        await record_audit(
+            session,
+            action="coverage.read",
+            object_type="coverage",
+            object_id=None,
+            channel=caller.channel,
+            organisation_id=caller.organisation_id,
+            user_id=caller.user_id,
+            api_key_id=caller.api_key_id,
+        )
+        rows = (await session.execute(query)).all()
+    share = float(getattr(request.app.state, "no_alternative_share", DEFAULT_SHARE))
+    return [
+        CoverageCell(
+            region=code,
+            care_type=cell.care_type_code,
+            cluster=cell_cluster,
+            departments=cell.departments_active,
+            threatened=cell.threatened,
+            critical=cell.critical,
+            capacity_total=cell.capacity_total,
+            capacity_at_risk=cell.capacity_at_risk,
+            no_alternative=bool(cell.no_alternative),
+            level=_cell_level(cell, share),
+            updated_at=cell.updated_at,
+        )
+        for cell, code, cell_cluster in rows
+    ]
+
+
 def routers() -> list[APIRouter]:
-    return [router]
+    return [router, coverage_router]

@@ -166,7 +166,7 @@ async def follow_cell(
         "capacity_at_risk": sum(m.capacity for m in cell.at_risk),
     }
     level = cell.level(share)
-    previous_level = _cell_level(before, share) if before is not None else None
+    previous_level = cell_level(before, share) if before is not None else None
     if before is not None and all(getattr(before, k) == v for k, v in figures.items()):
         return []
     if before is None:
@@ -199,7 +199,8 @@ async def follow_cell(
     return events + await _coverage_alert(session, cell, level, now, ruleset_version)
 
 
-def _cell_level(row: RegionalCoverage, share: float) -> Level:
+def cell_level(row: RegionalCoverage, share: float) -> Level:
+    """A stored cell's level: critical for a gap, threatened when much capacity is at risk."""
     if row.departments_active and row.no_alternative:
         return Level.CRITICAL
     if row.capacity_total and row.capacity_at_risk / row.capacity_total > share:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.admin.departments import DepartmentSpec, add_department
-from services.core.db.models import Alert, Department, RegionalCoverage, Signal
+from services.core.db.models import Alert, AuditEntry, Department, Region, RegionalCoverage, Signal
 from services.core.domain import AlertKind, AlertStatus, Cluster, Level, SignalKind, SignalSource
+from services.core.http.app import create_app
+from services.rules import api as rules_api
 from services.rules.coverage import Cell, Member, no_alternative, raised, with_member
 from services.rules.ruleset import load_ruleset
 from services.rules.worker import judge
-from tests.ingest.conftest import PROVIDER_B, build_world
+from tests.ingest.conftest import PROVIDER_B, build_world, open_client, settings
 
 SHARE = 0.5
 
@@ -153,3 +155,76 @@ async def test_coverage_across_departments_and_regions_through_the_worker(
             .all()
         )
     assert len(gaps) == 2 and all(g.status is AlertStatus.OPEN for g in gaps)
+
+
+async def test_the_coverage_api_is_scoped_by_role(
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions() as session, session.begin():
+        world = await build_world(session)
+        regions = dict((await session.execute(select(Region.code, Region.id))).all())
+        session.add_all(
+            [
+                RegionalCoverage(
+                    region_id=regions["ijssel-vecht"],
+                    care_type_code="acute.hic",
+                    departments_active=1,
+                    threatened=1,
+                    critical=0,
+                    no_alternative=1,
+                    capacity_total=24,
+                    capacity_at_risk=24,
+                ),
+                RegionalCoverage(
+                    region_id=regions["groningen"],
+                    care_type_code="acute.hic",
+                    departments_active=1,
+                    threatened=0,
+                    critical=0,
+                    no_alternative=0,
+                    capacity_total=20,
+                    capacity_at_risk=0,
+                ),
+                RegionalCoverage(
+                    region_id=None,
+                    care_type_code="secure.kib",
+                    departments_active=1,
+                    threatened=0,
+                    critical=0,
+                    no_alternative=0,
+                    capacity_total=10,
+                    capacity_at_risk=0,
+                ),
+            ]
+        )
+    app = create_app(settings(), database_url, routers=rules_api.routers())
+
+    async def seen(who: str, **params: str) -> list[tuple[str | None, str, str]]:
+        response = await client.get("/v1/coverage", params=params, headers=world.auth(who))
+        assert response.status_code == 200, response.text
+        return [(c["region"], c["care_type"], c["level"]) for c in response.json()]
+
+    async for client in open_client(app):
+        everything = [
+            (None, "secure.kib", "ok"),
+            ("groningen", "acute.hic", "ok"),
+            ("ijssel-vecht", "acute.hic", "critical"),
+        ]
+        assert await seen("national_table") == everything
+        assert await seen("table_ijssel_vecht") == [("ijssel-vecht", "acute.hic", "critical")]
+        assert await seen("insurer_menzis") == [("groningen", "acute.hic", "ok")]
+        assert await seen("provider_b") == [
+            (None, "secure.kib", "ok"),
+            ("groningen", "acute.hic", "ok"),
+        ]
+        assert await seen("national_table", gaps_only="true") == [everything[2]]
+        assert await seen("national_table", cluster="secure") == [everything[0]]
+        refused = await client.get(
+            "/v1/coverage", params={"region": "Not A Region!"}, headers=world.auth("national_table")
+        )
+        assert refused.status_code == 422
+    async with sessions() as session:
+        reads = await session.scalar(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "coverage.read")
+        )
+    assert reads == 6
