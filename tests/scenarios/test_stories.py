@@ -26,7 +26,14 @@ from services.core.domain import AlertKind
 from services.core.http.app import create_app
 from services.rules import worker
 from services.rules.ruleset import load_ruleset
-from tests.ingest.conftest import World, build_world, open_client, settings
+from tests.ingest.conftest import (
+    PROVIDER_A,
+    PROVIDER_B,
+    World,
+    build_world,
+    open_client,
+    settings,
+)
 
 STORIES = {
     path.stem: yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -78,12 +85,7 @@ async def test_story(
             at = datetime.combine(date.fromisoformat(str(month["at"])), time(9), tzinfo=UTC)
             clock.now = at
             for signal in month["signals"]:
-                key = (
-                    "provider_a"
-                    if world.departments[signal["department"]]
-                    and _of_a(signal["department"], story)
-                    else "provider_b"
-                )
+                key = _sender(signal["department"], story)
                 response = await client.post(
                     "/v1/signals",
                     json={**signal, "observed_at": at.isoformat()},
@@ -95,9 +97,10 @@ async def test_story(
             await _check(sessions, world, month, name)
 
 
-def _of_a(code: str, story: dict[str, Any]) -> bool:
-    added = {spec["code"]: spec["provider"] for spec in story.get("add", [])}
-    return added.get(code, "73990001") == "73990001" and code != "HIC-GRN"
+def _sender(code: str, story: dict[str, Any]) -> str:
+    """The key of the provider of a department: the world's, or the one a story adds."""
+    providers = {"HIC-GRN": PROVIDER_B} | {s["code"]: s["provider"] for s in story.get("add", [])}
+    return "provider_b" if providers.get(code, PROVIDER_A) == PROVIDER_B else "provider_a"
 
 
 async def _judged(sessions: async_sessionmaker[AsyncSession], count: int) -> None:
