@@ -26,7 +26,7 @@ from services.core.config import BusBackend, Settings
 from services.core.events.bus import Bus, Consumer
 from services.core.events.consumer import Committed, Handler, Subscription
 from services.core.events.envelope import Event
-from services.core.events.kafka_bus import KafkaBus
+from services.core.events.kafka_bus import KafkaBus, KafkaConsumer
 from services.core.events.outbox import NewEvent, record_events
 from services.core.events.postgres_bus import PostgresBus, Timing
 from services.core.events.types import EventType, Topic
@@ -163,6 +163,20 @@ class Backbone:
         for consumer in self.consumers:
             consumer.stop()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def all_assigned(self, within: float = 30.0) -> None:
+        """Wait until every running consumer holds partitions (the group has settled)."""
+        deadline = asyncio.get_running_loop().time() + within
+
+        def holds(consumer: Consumer) -> bool:
+            if isinstance(consumer, KafkaConsumer):
+                return consumer.consumer is not None and bool(consumer.consumer.assignment())
+            return bool(getattr(consumer, "partitions", None))
+
+        while not all(holds(c) for c in self.consumers):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("the consumer group did not settle in time")
+            await asyncio.sleep(0.05)
 
     async def rewind(self, group: str, sessions: async_sessionmaker[AsyncSession]) -> None:
         """As if the group's offsets were lost: it reads every partition from the start."""

@@ -60,6 +60,7 @@ async def test_every_committed_event_once_and_in_order_per_department(
     group = _group()
     backbone.start(group, recording_handler("a"))
     backbone.start(group, recording_handler("b"))
+    await backbone.all_assigned()  # both members hold partitions before the stream starts
     departments = [f"dep-{i:02d}" for i in range(20)]
     counters = dict.fromkeys(departments, 0)
     published: list[NewEvent] = []

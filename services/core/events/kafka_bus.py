@@ -140,6 +140,7 @@ class KafkaRelay(Relay):
             await producer.stop()
 
     async def _publish_batch(self, producer: AIOKafkaProducer) -> bool:
+        """Read, produce, mark: no transaction stays open while Kafka acknowledges."""
         async with self._sessions() as session:
             rows = (
                 await session.execute(
@@ -150,21 +151,21 @@ class KafkaRelay(Relay):
                     .limit(self._batch_size)
                 )
             ).all()
-            metrics.OUTBOX_BACKLOG.set(len(rows))
-            if not rows:
-                return False
-            sends = [
-                await producer.send(
-                    row.topic,
-                    value=json.dumps(row.event, separators=(",", ":")).encode(),
-                    key=row.partition_key.encode(),
-                    headers=[("content-type", CONTENT_TYPE)],
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*sends)  # every acknowledgement (acks=all) before marking
+        metrics.OUTBOX_BACKLOG.set(len(rows))
+        if not rows:
+            return False
+        sends = [
+            await producer.send(
+                row.topic,
+                value=json.dumps(row.event, separators=(",", ":")).encode(),
+                key=row.partition_key.encode(),
+                headers=[("content-type", CONTENT_TYPE)],
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*sends)  # every acknowledgement (acks=all) before marking
+        async with self._sessions() as session, session.begin():
             await session.execute(_MARK_PUBLISHED, {"ids": [row.id for row in rows]})
-            await session.commit()
         self.published += len(rows)
         return True
 
