@@ -86,7 +86,8 @@ async def follow_assessment(
     return [await _resolve(session, facts, alert, now)]
 
 
-def _timeline(alert: Alert, kind: AlertEventType, now: datetime, **details: Any) -> AlertEvent:
+def timeline_entry(alert: Alert, kind: AlertEventType, now: datetime, **details: Any) -> AlertEvent:
+    """One line of an alert's timeline, at its current level and step."""
     return AlertEvent(
         alert_id=alert.id,
         type=kind,
@@ -122,7 +123,7 @@ async def _open(
     )
     session.add(alert)
     await session.flush()
-    session.add(_timeline(alert, AlertEventType.OPENED, now, signal_id=str(signal_id)))
+    session.add(timeline_entry(alert, AlertEventType.OPENED, now, signal_id=str(signal_id)))
     return new_event(
         AlertOpened(alert=_part(facts, alert), signal_id=signal_id), source=Service.RULES
     )
@@ -146,7 +147,7 @@ async def _update(
     alert.reasons = reasons
     alert.ruleset_version = assessment.ruleset_version
     session.add(
-        _timeline(
+        timeline_entry(
             alert,
             AlertEventType.UPDATED,
             now,
@@ -165,7 +166,7 @@ async def _resolve(
     alert.status = AlertStatus.RESOLVED
     alert.resolved_at = now
     alert.resolution = ResolutionReason.RECOVERED.value
-    session.add(_timeline(alert, AlertEventType.RESOLVED, now, reason="recovered"))
+    session.add(timeline_entry(alert, AlertEventType.RESOLVED, now, reason="recovered"))
     await session.flush()
     payload = AlertResolved(
         alert=_part(facts, alert),

@@ -79,13 +79,19 @@ async def _allowed(session: AsyncSession, caller: Caller, department_id: uuid.UU
 
 
 async def _audit(
-    session: AsyncSession, caller: Caller, department_id: uuid.UUID, what: str
+    session: AsyncSession,
+    caller: Caller,
+    what: str,
+    *,
+    object_type: str = "department",
+    object_id: uuid.UUID | None = None,
 ) -> None:
+    """Every read of judgements and coverage is recorded: who, how, about what."""
     await record_audit(
         session,
         action=what,
-        object_type="department",
-        object_id=str(department_id),
+        object_type=object_type,
+        object_id=str(object_id) if object_id else None,
         channel=caller.channel,
         organisation_id=caller.organisation_id,
         user_id=caller.user_id,
@@ -109,7 +115,7 @@ async def current_assessment(
     """The newest judgement, with its reasons in Dutch and English."""
     async with _sessions(request)() as session, session.begin():
         await _allowed(session, caller, department_id)
-        await _audit(session, caller, department_id, "assessment.read")
+        await _audit(session, caller, "assessment.read", object_id=department_id)
         row = (
             await session.execute(
                 select(Assessment)
@@ -140,7 +146,7 @@ async def assessment_history(
         raise HTTPException(422, "`before` needs a time zone, e.g. 2026-11-01T09:00:00Z.")
     async with _sessions(request)() as session, session.begin():
         await _allowed(session, caller, department_id)
-        await _audit(session, caller, department_id, "assessment.history.read")
+        await _audit(session, caller, "assessment.history.read", object_id=department_id)
         query = select(Assessment).where(Assessment.department_id == department_id)
         if before is not None:
             query = query.where(Assessment.assessed_at < before)
@@ -225,16 +231,7 @@ async def coverage(
     if gaps_only:
         query = query.where(RegionalCoverage.no_alternative > 0)
     async with _sessions(request)() as session, session.begin():
-        await record_audit(
-            session,
-            action="coverage.read",
-            object_type="coverage",
-            object_id=None,
-            channel=caller.channel,
-            organisation_id=caller.organisation_id,
-            user_id=caller.user_id,
-            api_key_id=caller.api_key_id,
-        )
+        await _audit(session, caller, "coverage.read", object_type="coverage")
         rows = (await session.execute(query)).all()
     share = float(getattr(request.app.state, "no_alternative_share", DEFAULT_SHARE))
     return [

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db.models import (
     Alert,
-    AlertEvent,
     Assessment,
     Department,
     RegionalCoverage,
@@ -45,6 +44,7 @@ from services.core.events.payloads import (
     Service,
     new_event,
 )
+from services.rules.alerts import timeline_entry
 from services.rules.loading import DepartmentFacts
 
 CELL_LOCK_SPACE = 0x5653_0200
@@ -241,7 +241,7 @@ async def _coverage_alert(
         )
         session.add(alert)
         await session.flush()
-        session.add(_timeline(alert, AlertEventType.OPENED, now))
+        session.add(timeline_entry(alert, AlertEventType.OPENED, now))
         return [
             new_event(AlertOpened(alert=_part(cell, alert), signal_id=None), source=Service.RULES)
         ]
@@ -249,19 +249,13 @@ async def _coverage_alert(
         alert.status = AlertStatus.RESOLVED
         alert.resolved_at = now
         alert.resolution = ResolutionReason.RECOVERED.value
-        session.add(_timeline(alert, AlertEventType.RESOLVED, now))
+        session.add(timeline_entry(alert, AlertEventType.RESOLVED, now))
         await session.flush()
         payload = AlertResolved(
             alert=_part(cell, alert), reason=ResolutionReason.RECOVERED, resolved_by=None, note=None
         )
         return [new_event(payload, source=Service.RULES)]
     return []
-
-
-def _timeline(alert: Alert, kind: AlertEventType, now: datetime) -> AlertEvent:
-    return AlertEvent(
-        alert_id=alert.id, type=kind, at=now, level=alert.level, escalation=alert.escalation
-    )
 
 
 def _part(cell: Cell, alert: Alert) -> AlertPart:

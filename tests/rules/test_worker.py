@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -41,6 +42,21 @@ async def _assessments(sessions: async_sessionmaker[AsyncSession], count: int) -
         await asyncio.sleep(0.05)
 
 
+async def _world_and_app(
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> tuple[World, FastAPI]:
+    """The ingest tests' world, and an app that takes signals and runs the rules worker."""
+    async with sessions() as session, session.begin():
+        world = await build_world(session)
+    app = create_app(
+        settings(),
+        database_url,
+        routers=[*ingest.routers(), *rules_api.routers()],
+        subscriptions=[worker.subscription(load_ruleset())],
+    )
+    return world, app
+
+
 def _staffing(days_ago: int, **data: Any) -> dict[str, Any]:
     return {
         "department": "FACT-ZWOLLE",
@@ -53,14 +69,7 @@ def _staffing(days_ago: int, **data: Any) -> dict[str, Any]:
 async def test_signals_are_judged_stored_and_announced_when_the_judgement_changes(
     database_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessions() as session, session.begin():
-        world: World = await build_world(session)
-    app = create_app(
-        settings(),
-        database_url,
-        routers=ingest.routers(),
-        subscriptions=[worker.subscription(load_ruleset())],
-    )
+    world, app = await _world_and_app(database_url, sessions)
     async for client in open_client(app):
         post = await _post(client, world, _staffing(3, vacancies_fte=4.0))  # 20 % vacancies
         assert post.status_code == 202, post.text
@@ -153,14 +162,7 @@ async def _post(client: httpx.AsyncClient, world: World, body: dict[str, Any]) -
 async def test_a_figure_hovering_around_a_threshold_does_not_flap_the_alert(
     database_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessions() as session, session.begin():
-        world: World = await build_world(session)
-    app = create_app(
-        settings(),
-        database_url,
-        routers=ingest.routers(),
-        subscriptions=[worker.subscription(load_ruleset())],
-    )
+    world, app = await _world_and_app(database_url, sessions)
     vacancies = [2.2, 1.0, 2.2, 1.0, 0.8]  # 11 %, 5 %, 11 %, 5 %, 4 % of 20 fte
     async for client in open_client(app):
         for n, fte in enumerate(vacancies):
@@ -185,14 +187,7 @@ async def test_a_figure_hovering_around_a_threshold_does_not_flap_the_alert(
 async def test_the_assessment_api_is_scoped_audited_and_pages_back(
     database_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessions() as session, session.begin():
-        world: World = await build_world(session)
-    app = create_app(
-        settings(),
-        database_url,
-        routers=[*ingest.routers(), *rules_api.routers()],
-        subscriptions=[worker.subscription(load_ruleset())],
-    )
+    world, app = await _world_and_app(database_url, sessions)
     fact = world.departments["FACT-ZWOLLE"]
     async for client in open_client(app):
         before = await client.get(
