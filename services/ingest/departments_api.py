@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.access import Caller, may_read_signals, visible_departments
 from services.core.admin.departments import DEPARTMENT_CODE, DepartmentSpec, add_department
@@ -20,6 +20,7 @@ from services.core.db.models import CareType, Department, Organisation, Region, 
 from services.core.domain import Cluster, DepartmentStatus, Role, Scope, SignalKind, SignalSource
 from services.core.errors import Conflict, Forbidden, InvalidInput
 from services.core.http.auth import CallerDep
+from services.core.http.state import sessions_of
 from services.ingest.openapi import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1/departments", tags=["departments"])
@@ -92,11 +93,6 @@ class SignalPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next, older page.")
 
 
-def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    return sessions
-
-
 def _department_query() -> Select[Department, str | None, str, str, Cluster]:
     return (
         select(Department, Organisation.agb_code, Organisation.name, Region.code, CareType.cluster)
@@ -146,7 +142,7 @@ async def list_departments(
         query = query.where(Organisation.agb_code == provider_agb)
     if status:
         query = query.where(Department.status == status)
-    async with _sessions(request)() as session:
+    async with sessions_of(request)() as session:
         total = await session.scalar(select(func.count()).select_from(query.subquery()))
         rows = await session.execute(
             query.order_by(Region.code, Department.care_type_code, Department.code)
@@ -178,7 +174,7 @@ async def get_department(
     request: Request, caller: CallerDep, department_id: uuid.UUID
 ) -> DepartmentRead:
     """403 for a department outside your scope, 404 for one that does not exist."""
-    async with _sessions(request)() as session:
+    async with sessions_of(request)() as session:
         return _read(await _visible(session, caller, department_id))
 
 
@@ -211,7 +207,7 @@ async def list_signals(
     """Paged by a cursor (stable while new signals arrive), newest `observed_at` first."""
     if not may_read_signals(caller):
         raise HTTPException(403, "The governance board reads the digest, not raw signals.")
-    async with _sessions(request)() as session:
+    async with sessions_of(request)() as session:
         await _visible(session, caller, department_id)
         query = select(Signal).where(Signal.department_id == department_id)
         if kind:
@@ -257,7 +253,7 @@ async def create_department(
         scope=body.scope,
         capacity=body.capacity,
     )
-    async with _sessions(request)() as session, session.begin():
+    async with sessions_of(request)() as session, session.begin():
         try:
             department = await add_department(
                 session, spec, channel=caller.channel, api_key_id=caller.api_key_id
@@ -267,7 +263,7 @@ async def create_department(
         except InvalidInput as exc:  # an unknown care type or region is a bad field here
             raise InvalidInput(str(exc)) from exc
         department_id = department.id
-    async with _sessions(request)() as session:
+    async with sessions_of(request)() as session:
         created = _read(
             (await session.execute(_department_query().where(Department.id == department_id))).one()
         )

@@ -38,6 +38,7 @@ from services.core.events.payloads import (
 )
 from services.rules.evaluate import Assessment
 from services.rules.loading import DepartmentFacts
+from services.rules.reasons import for_event
 
 
 async def follow_assessment(
@@ -192,7 +193,7 @@ def _part(facts: DepartmentFacts, alert: Alert) -> AlertPart:
         status=alert.status,
         escalation=alert.escalation,
         no_alternative=alert.no_alternative,
-        reasons=[{k: v for k, v in r.items() if k != "explanation_nl"} for r in alert.reasons],
+        reasons=for_event(alert.reasons),
         opened_at=alert.opened_at,
         escalated_at=alert.escalated_at,
         acknowledged_at=alert.acknowledged_at,

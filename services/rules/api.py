@@ -14,13 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.access import Caller, visible_departments
 from services.core.audit import record_audit
 from services.core.db.models import Assessment, CareType, Department, Region, RegionalCoverage
 from services.core.domain import Cluster, Level, Role
 from services.core.http.auth import CallerDep
+from services.core.http.state import sessions_of
 from services.ingest.openapi import ERROR_RESPONSES
 from services.rules.coverage import cell_level as _cell_level
 
@@ -99,11 +100,6 @@ async def _audit(
     )
 
 
-def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    return sessions
-
-
 @router.get(
     "/{department_id}/assessment",
     summary="The department's current assessment",
@@ -113,7 +109,7 @@ async def current_assessment(
     request: Request, caller: CallerDep, department_id: uuid.UUID
 ) -> AssessmentRead:
     """The newest judgement, with its reasons in Dutch and English."""
-    async with _sessions(request)() as session, session.begin():
+    async with sessions_of(request)() as session, session.begin():
         await _allowed(session, caller, department_id)
         await _audit(session, caller, "assessment.read", object_id=department_id)
         row = (
@@ -144,7 +140,7 @@ async def assessment_history(
     """Every judgement (one per signal, and the scheduled ones), to page back through."""
     if before is not None and before.tzinfo is None:
         raise HTTPException(422, "`before` needs a time zone, e.g. 2026-11-01T09:00:00Z.")
-    async with _sessions(request)() as session, session.begin():
+    async with sessions_of(request)() as session, session.begin():
         await _allowed(session, caller, department_id)
         await _audit(session, caller, "assessment.history.read", object_id=department_id)
         query = select(Assessment).where(Assessment.department_id == department_id)
@@ -230,7 +226,7 @@ async def coverage(
         query = query.where(CareType.cluster == cluster)
     if gaps_only:
         query = query.where(RegionalCoverage.no_alternative > 0)
-    async with _sessions(request)() as session, session.begin():
+    async with sessions_of(request)() as session, session.begin():
         await _audit(session, caller, "coverage.read", object_type="coverage")
         rows = (await session.execute(query)).all()
     share = float(getattr(request.app.state, "no_alternative_share", DEFAULT_SHARE))

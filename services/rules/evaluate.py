@@ -49,13 +49,6 @@ class Assessment:
     ruleset_version: str = ""
 
 
-def applies(rule: Rule, state: DepartmentState) -> bool:
-    """A rule scoped to clusters or care types judges only departments of those."""
-    if rule.clusters and state.cluster not in rule.clusters:
-        return False
-    return not (rule.care_types and state.care_type not in rule.care_types)
-
-
 def evaluate(
     state: DepartmentState,
     ruleset: Ruleset,

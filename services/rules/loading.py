@@ -22,7 +22,7 @@ from services.core.db.models import (
     Region,
     WaitingTimeNorm,
 )
-from services.core.domain import Cluster, SignalKind
+from services.core.domain import Cluster, Level, SignalKind
 from services.rules.state import DepartmentState, Report, RuleMemory
 
 PER_KIND = 24
@@ -62,8 +62,9 @@ class DepartmentFacts:
 
 async def load_department(
     session: AsyncSession, department_id: uuid.UUID, now: datetime, *, lock: bool = False
-) -> tuple[DepartmentFacts, DepartmentState] | None:
-    """The department's facts and its state (reports and rule memory); None if it is unknown.
+) -> tuple[DepartmentFacts, DepartmentState, Previous | None] | None:
+    """The department's facts, its state (reports and rule memory) and its latest assessment;
+    None if it is unknown.
 
     With `lock`, the department row is locked until the transaction ends, so that two judgements
     of one department (a signal and the silence check, say) follow one another.
@@ -93,6 +94,7 @@ async def load_department(
         capacity=department.capacity,
         active=department.status.value == "active",
     )
+    memory, previous = await _latest(session, department.id)
     state = DepartmentState(
         department_id=department.id,
         care_type=care_type.code,
@@ -102,9 +104,9 @@ async def load_department(
         registered_at=department.created_at,
         norms=await _norms(session, now.date()) if care_type.waiting_norms_apply else None,
         reports=await _reports(session, department.id, now - HISTORY),
-        memory=await _memory(session, department.id),
+        memory=memory,
     )
-    return facts, state
+    return facts, state, previous
 
 
 async def _reports(
@@ -140,17 +142,33 @@ async def _norms(session: AsyncSession, day: date) -> dict[str, float] | None:
     }
 
 
-async def _memory(session: AsyncSession, department_id: uuid.UUID) -> dict[str, RuleMemory]:
-    stored: dict[str, Any] | None = await session.scalar(
-        select(Assessment.rule_memory)
-        .where(Assessment.department_id == department_id)
-        .order_by(Assessment.assessed_at.desc(), Assessment.id.desc())
-        .limit(1)
-    )
-    return {
+@dataclass(frozen=True)
+class Previous:
+    """The department's latest assessment, as the next judgement compares with it."""
+
+    level: Level
+    reasons: list[dict[str, Any]]
+
+
+async def _latest(
+    session: AsyncSession, department_id: uuid.UUID
+) -> tuple[dict[str, RuleMemory], Previous | None]:
+    """The rule memory of the latest assessment, and that assessment (one read)."""
+    row = (
+        await session.execute(
+            select(Assessment.rule_memory, Assessment.level, Assessment.reasons)
+            .where(Assessment.department_id == department_id)
+            .order_by(Assessment.assessed_at.desc(), Assessment.id.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    if row is None:
+        return {}, None
+    memory = {
         rule_id: RuleMemory(int(value["consecutive"]), datetime.fromisoformat(value["since"]))
-        for rule_id, value in (stored or {}).items()
+        for rule_id, value in row.rule_memory.items()
     }
+    return memory, Previous(Level(row.level), list(row.reasons))
 
 
 def memory_document(memory: dict[str, RuleMemory]) -> dict[str, Any]:

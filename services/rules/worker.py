@@ -17,15 +17,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db.models import Assessment as StoredAssessment
-from services.core.domain import Level, Scope, SignalKind
+from services.core.domain import Scope, SignalKind
 from services.core.events.consumer import Subscription
 from services.core.events.envelope import Event
 from services.core.events.outbox import record_events
-from services.core.events.payloads import AssessmentChanged, Reason, Service, new_event
+from services.core.events.payloads import AssessmentChanged, Service, new_event
 from services.core.events.types import EventType, Topic
 from services.rules.alerts import follow_assessment
 from services.rules.coverage import (
@@ -38,8 +37,8 @@ from services.rules.coverage import (
     with_member,
 )
 from services.rules.evaluate import Assessment, evaluate
-from services.rules.evaluate import Reason as Found
-from services.rules.loading import DepartmentFacts, load_department, memory_document
+from services.rules.loading import DepartmentFacts, Previous, load_department, memory_document
+from services.rules.reasons import for_event, reason_document
 from services.rules.ruleset import Ruleset
 
 log = logging.getLogger(__name__)
@@ -50,22 +49,6 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def reason_document(reason: Found) -> dict[str, Any]:
-    """A reason as stored and as events carry it (the `Reason` of docs/events.md)."""
-    return Reason(
-        rule_id=reason.rule_id,
-        level=reason.level,
-        kind=reason.signal_kinds[0] if len(reason.signal_kinds) == 1 else None,
-        explanation=reason.explanation["en"],
-        figures={
-            k: v for k, v in reason.figures.items() if isinstance(v, float | int | bool | str)
-        },
-        thresholds={"limit": reason.limit} if reason.limit is not None else {},
-        norm=None,
-        signal_ids=list(reason.signal_ids),
-    ).model_dump(mode="json") | {"explanation_nl": reason.explanation["nl"]}
 
 
 async def judge(
@@ -87,20 +70,12 @@ async def judge(
     if loaded is None:
         log.warning("signal for unknown department %s; nothing to judge", department_id)
         return None
-    facts, state = loaded
+    facts, state, previous = loaded
     assessment = evaluate(state, ruleset, now, trigger=trigger)
     share = ruleset.file.no_alternative_share
     await lock_cell(session, facts)
     cell = with_member(await load_cell(session, facts), facts.id, assessment.level)
     alone = no_alternative(cell, facts.id, assessment.level, share)
-    previous = (
-        await session.execute(
-            select(StoredAssessment.level, StoredAssessment.reasons)
-            .where(StoredAssessment.department_id == department_id)
-            .order_by(StoredAssessment.assessed_at.desc(), StoredAssessment.id.desc())
-            .limit(1)
-        )
-    ).one_or_none()
     reasons = [reason_document(reason) for reason in assessment.reasons]
     if alone:
         assessment = replace(assessment, level=raised(assessment.level))
@@ -153,7 +128,7 @@ def _changed_event(
     facts: DepartmentFacts,
     assessment: Assessment,
     reasons: list[dict[str, Any]],
-    previous: Any,
+    previous: Previous | None,
     now: datetime,
     signal_id: uuid.UUID | None,
     alone: bool,
@@ -166,10 +141,10 @@ def _changed_event(
         care_type=facts.care_type,
         cluster=facts.cluster,
         scope=Scope(facts.scope),
-        previous_level=Level(previous.level) if previous is not None else None,
+        previous_level=previous.level if previous is not None else None,
         level=assessment.level,
         no_alternative=alone,
-        reasons=[{k: v for k, v in r.items() if k != "explanation_nl"} for r in reasons],
+        reasons=for_event(reasons),
         ruleset_version=assessment.ruleset_version,
         assessed_at=now,
         signal_id=signal_id,

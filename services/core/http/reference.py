@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.db.models import CareType, Region
 from services.core.domain import Cluster, Scope
+from services.core.http.state import sessions_of
 
 router = APIRouter(prefix="/v1", tags=["reference"])
 
@@ -34,15 +34,10 @@ class CareTypeRead(BaseModel):
     has_beds: bool
 
 
-def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    return sessions
-
-
 @router.get("/regions", summary="The IZA regions")
 async def list_regions(request: Request) -> list[RegionRead]:
     """Every region, active ones and retired ones (so old departments still resolve)."""
-    async with _sessions(request)() as session:
+    async with sessions_of(request)() as session:
         regions = await session.scalars(select(Region).order_by(Region.name))
         return [RegionRead.model_validate(region, from_attributes=True) for region in regions]
 
@@ -50,7 +45,7 @@ async def list_regions(request: Request) -> list[RegionRead]:
 @router.get("/care-types", summary="The crucial care types")
 async def list_care_types(request: Request) -> list[CareTypeRead]:
     """The code list, in the order of the clusters of seed 001 § 3.2."""
-    async with _sessions(request)() as session:
+    async with sessions_of(request)() as session:
         care_types = await session.scalars(
             select(CareType).order_by(CareType.sort_order, CareType.code)
         )

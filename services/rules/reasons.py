@@ -1,0 +1,33 @@
+"""Reasons as stored with assessments and alerts, and as events carry them.
+
+Stored reasons keep the Dutch explanation beside the English one (`explanation_nl`); the event
+contract (`payloads.Reason`) carries English only, so events get them without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.core.events.payloads import Reason
+from services.rules.evaluate import Reason as Found
+
+
+def reason_document(reason: Found) -> dict[str, Any]:
+    """A reason as stored and as events carry it (the `Reason` of docs/events.md)."""
+    return Reason(
+        rule_id=reason.rule_id,
+        level=reason.level,
+        kind=reason.signal_kinds[0] if len(reason.signal_kinds) == 1 else None,
+        explanation=reason.explanation["en"],
+        figures={
+            k: v for k, v in reason.figures.items() if isinstance(v, float | int | bool | str)
+        },
+        thresholds={"limit": reason.limit} if reason.limit is not None else {},
+        norm=None,
+        signal_ids=list(reason.signal_ids),
+    ).model_dump(mode="json") | {"explanation_nl": reason.explanation["nl"]}
+
+
+def for_event(reasons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored reasons in the shape of the event contract (without the Dutch text)."""
+    return [{k: v for k, v in r.items() if k != "explanation_nl"} for r in reasons]
