@@ -1,4 +1,4 @@
-"""`inbound add` and `signals import`: how provider systems and files bring signals in."""
+"""`inbound add`, `signals import` and `signals replay`: how systems and files bring signals in."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.cli.common import JSON_OPTION, emit, err, fail, out, run_in_transaction
+from services.cli.common import (
+    JSON_OPTION,
+    checked,
+    emit,
+    err,
+    fail,
+    out,
+    run_in_transaction,
+    settings,
+)
 from services.core.access import load_caller
 from services.core.admin.credentials import create_inbound_source
 from services.core.admin.organisations import resolve_organisation
@@ -17,6 +26,8 @@ from services.core.domain import ROLE_FOR_KIND, SignalSource, slugify
 from services.ingest.csv_format import parse_signals_csv
 from services.ingest.intake import now
 from services.ingest.recording import record_signals
+from services.ingest.replay_nza import parse_observed_on, plan_replay, read_nza_file
+from services.ingest.replay_nza_store import ReplayReport, store_plan
 from services.ingest.validation import SignalsRefused
 
 ORG_HELP = "AGB code, UZOVI code or exact name of the provider or insurer."
@@ -131,3 +142,72 @@ def signals_import(
             f" ({', '.join(f'{k} {v}' for k, v in report['by_kind'].items())})"  # type: ignore[attr-defined]
         ),
     )
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction so that a dry run rolls back everything it did."""
+
+    def __init__(self, report: ReplayReport) -> None:
+        super().__init__("dry run")
+        self.report = report
+
+
+class _Bar:
+    """The replay's phases on one rich progress bar (stderr, terminals only)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self.task = progress, progress.add_task("reading", total=None)
+
+    def phase(self, description: str, total: int) -> None:
+        self.progress.update(self.task, description=description, total=total, completed=0)
+
+    def advance(self, count: int) -> None:
+        self.progress.advance(self.task, count)
+
+
+@signals.command("replay")
+def signals_replay(
+    file: Path = typer.Argument(
+        ..., help="NZa ggz waiting-time file (2018 layout), docs/replay.md"
+    ),
+    observed_at: str | None = typer.Option(
+        None,
+        "--observed-at",
+        help="Day (YYYY-MM-DD) of every signal; default: each row's Peildatum",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check and count, store nothing."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Replay a published waiting-time file: providers, departments and signals, idempotently."""
+    text = _read(file)
+    config = settings()
+    day = checked(lambda: parse_observed_on(observed_at, today=now().astimezone(config.tz).date()))
+    plan = checked(
+        lambda: plan_replay(read_nza_file(text, file.name), observed_on=day, tz=config.tz)
+    )
+
+    async def work(session: AsyncSession) -> ReplayReport:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+        ) as progress:
+            report = await store_plan(
+                session,
+                plan,
+                file=file.name,
+                received_at=now(),
+                progress=_Bar(progress),
+                dry_run=dry_run,
+            )
+        if dry_run:
+            raise _DryRun(report)
+        return report
+
+    try:
+        report = run_in_transaction(work)
+    except _DryRun as stopped:
+        report = stopped.report
+    emit(as_json, report.as_dict(), lambda: out.print("\n".join(report.lines()), highlight=False))
