@@ -30,6 +30,8 @@ from services.core.db.server import open_database
 from services.core.demo import DemoWorld, load_demo_world
 from services.core.http.app import create_app
 from services.core.reference import seed_reference_data
+from services.notify.policy import load_policy
+from services.notify.service import notify_service
 from services.rules import api as rules_api
 from services.rules import worker as rules_worker
 from services.rules.reload import RulesetHolder, reload_on_sighup
@@ -114,17 +116,21 @@ async def _serve(config: Settings, url: str, host: str, port: int, demo: bool) -
     world = await _prepare(url, demo)
     await _record_ruleset(url, ruleset)
     holder = RulesetHolder(ruleset, config.ruleset)
+    notify = notify_service(config, checked(lambda: load_policy(config.escalation_policy)))
+    out.print(f"Escalation policy {notify.runtime.policy().version}")
     app = create_app(
         config,
         url,
-        routers=[*ingest.routers(), *rules_api.routers()],
-        subscriptions=[rules_worker.subscription(holder)],
+        routers=[*ingest.routers(), *rules_api.routers(), *notify.routers],
+        subscriptions=[rules_worker.subscription(holder), *notify.subscriptions],
         relay=True,
         background=[
             lambda app: silence_schedule(app.state.sessions, holder),
             lambda app: reload_on_sighup(holder, app.state.sessions),
+            *notify.background,
         ],
     )
+    notify.install(app)
     app.state.no_alternative_share = ruleset.file.no_alternative_share
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")

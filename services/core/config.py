@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,8 +52,35 @@ class Settings(BaseSettings):
     )
     ruleset: Path | None = Field(default=None, description="ruleset YAML; unset: packaged")
     escalation_policy: Path | None = Field(default=None, description="policy YAML; unset: packaged")
-    smtp_url: str | None = None
-    webhook_allow_private: bool = False
+    smtp_url: str | None = Field(
+        default=None,
+        description="smtp://[user:password@]host:port (smtps:// for TLS); unset: no e-mail",
+    )
+    mail_from: str = Field(
+        default="Vroegsignaal <noreply@vroegsignaal.nl>", description="sender of every e-mail"
+    )
+    public_url: str = Field(
+        default="http://localhost:8000",
+        description="where people reach the dashboard: the links in e-mails and the digest",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts webhook signing secrets at rest; unset: a key"
+        " kept in DATA_DIR (development only)",
+    )
+    webhook_allow_private: bool = Field(
+        default=False, description="allow webhook URLs on private, loopback or link-local hosts"
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="how long one webhook call may take"
+    )
+    webhook_max_in_flight: int = Field(
+        default=4, ge=1, le=64, description="concurrent calls to one webhook endpoint"
+    )
+    webhook_disable_after: timedelta = Field(
+        default=timedelta(days=5),
+        description="an endpoint failing without a success for this long is disabled",
+    )
     timezone: str = "Europe/Amsterdam"
     environment: str = Field(default="development", description="development or production")
     idempotency_ttl: timedelta = timedelta(hours=24)

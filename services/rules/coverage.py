@@ -15,7 +15,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db.models import (
@@ -46,6 +46,7 @@ from services.core.events.payloads import (
 )
 from services.rules.alerts import timeline_entry
 from services.rules.loading import DepartmentFacts
+from services.rules.reasons import for_event
 
 CELL_LOCK_SPACE = 0x5653_0200
 AT_RISK = (Level.THREATENED, Level.CRITICAL)
@@ -144,9 +145,20 @@ async def load_cell(session: AsyncSession, facts: DepartmentFacts) -> Cell:
 
 
 async def follow_cell(
-    session: AsyncSession, cell: Cell, now: datetime, *, share: float, ruleset_version: str
+    session: AsyncSession,
+    cell: Cell,
+    now: datetime,
+    *,
+    share: float,
+    ruleset_version: str,
+    hysteresis_reports: int = 1,
 ) -> list[NewEvent]:
-    """Store the cell's figures; announce a change; open or close its coverage alert."""
+    """Store the cell's figures; announce a change; open or close its coverage alert.
+
+    Like a department's alert, a coverage alert closes only after the cell has stayed without a
+    gap over `hysteresis_reports` reports from its departments, so a region whose last
+    unthreatened department hovers around a threshold does not open and close alerts each month.
+    """
     where = (
         RegionalCoverage.region_id.is_(None)
         if cell.region_id is None
@@ -168,7 +180,7 @@ async def follow_cell(
     level = cell.level(share)
     previous_level = cell_level(before, share) if before is not None else None
     if before is not None and all(getattr(before, k) == v for k, v in figures.items()):
-        return []
+        return await _coverage_alert(session, cell, level, now, ruleset_version, hysteresis_reports)
     if before is None:
         session.add(
             RegionalCoverage(region_id=cell.region_id, care_type_code=cell.care_type, **figures)
@@ -196,7 +208,9 @@ async def follow_cell(
             source=Service.RULES,
         )
     ]
-    return events + await _coverage_alert(session, cell, level, now, ruleset_version)
+    return events + await _coverage_alert(
+        session, cell, level, now, ruleset_version, hysteresis_reports
+    )
 
 
 def cell_level(row: RegionalCoverage, share: float) -> Level:
@@ -209,7 +223,12 @@ def cell_level(row: RegionalCoverage, share: float) -> Level:
 
 
 async def _coverage_alert(
-    session: AsyncSession, cell: Cell, level: Level, now: datetime, version: str
+    session: AsyncSession,
+    cell: Cell,
+    level: Level,
+    now: datetime,
+    version: str,
+    hysteresis_reports: int,
 ) -> list[NewEvent]:
     region_match = (
         Alert.region_id.is_(None) if cell.region_id is None else (Alert.region_id == cell.region_id)
@@ -235,7 +254,7 @@ async def _coverage_alert(
             if cell.region_id is not None
             else EscalationStep.NATIONAL_TABLE,
             no_alternative=True,
-            reasons=[],
+            reasons=[gap_reason(cell)],
             opened_at=now,
             ruleset_version=version,
         )
@@ -245,17 +264,38 @@ async def _coverage_alert(
         return [
             new_event(AlertOpened(alert=_part(cell, alert), signal_id=None), source=Service.RULES)
         ]
-    if not cell.gap and alert is not None:
-        alert.status = AlertStatus.RESOLVED
-        alert.resolved_at = now
-        alert.resolution = ResolutionReason.RECOVERED.value
-        session.add(timeline_entry(alert, AlertEventType.RESOLVED, now))
-        await session.flush()
-        payload = AlertResolved(
-            alert=_part(cell, alert), reason=ResolutionReason.RECOVERED, resolved_by=None, note=None
+    if cell.gap and alert is not None:
+        alert.ok_since = None  # the gap is back: the hysteresis starts again when it closes
+        return []
+    if alert is None:
+        return []
+    if alert.ok_since is None:
+        alert.ok_since = now
+    if await _reports_since(session, cell, alert.ok_since) < hysteresis_reports:
+        return []
+    alert.status = AlertStatus.RESOLVED
+    alert.resolved_at = now
+    alert.resolution = ResolutionReason.RECOVERED.value
+    session.add(timeline_entry(alert, AlertEventType.RESOLVED, now))
+    await session.flush()
+    payload = AlertResolved(
+        alert=_part(cell, alert), reason=ResolutionReason.RECOVERED, resolved_by=None, note=None
+    )
+    return [new_event(payload, source=Service.RULES)]
+
+
+async def _reports_since(session: AsyncSession, cell: Cell, since: datetime) -> int:
+    """Reports (assessments of a signal) from the cell's departments since the gap closed."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Assessment)
+        .where(
+            Assessment.department_id.in_([m.id for m in cell.members]),
+            Assessment.assessed_at >= since,
+            Assessment.signal_id.is_not(None),
         )
-        return [new_event(payload, source=Service.RULES)]
-    return []
+    )
+    return int(count or 0)
 
 
 def _part(cell: Cell, alert: Alert) -> AlertPart:
@@ -273,7 +313,7 @@ def _part(cell: Cell, alert: Alert) -> AlertPart:
         status=alert.status,
         escalation=alert.escalation,
         no_alternative=True,
-        reasons=[],
+        reasons=for_event(alert.reasons),
         opened_at=alert.opened_at,
         escalated_at=alert.escalated_at,
         acknowledged_at=alert.acknowledged_at,
@@ -310,6 +350,33 @@ def no_alternative_reason(cell: Cell, level: Level) -> dict[str, object]:
         " afdeling(en) van dit zorgtype, en deze draagt een groot deel van de capaciteit of is"
         " de laatste.",
         "figures": {"departments": len(cell.members), "capacity_total": cell.capacity_total},
+        "thresholds": {},
+        "norm": None,
+        "signal_ids": [],
+    }
+
+
+def gap_reason(cell: Cell) -> dict[str, object]:
+    """Why a coverage alert is open: not one department of this care type left unthreatened."""
+    where_nl = f"in regio {cell.region}" if cell.region else "in het land"
+    where_en = f"in region {cell.region}" if cell.region else "in the country"
+    at_risk = sum(m.capacity for m in cell.at_risk)
+    return {
+        "rule_id": "coverage.gap",
+        "level": Level.CRITICAL.value,
+        "kind": None,
+        "explanation": f"No unthreatened department of this care type left {where_en}:"
+        f" {len(cell.at_risk)} of {len(cell.members)} threatened or critical, capacity"
+        f" {at_risk} of {cell.capacity_total} at risk.",
+        "explanation_nl": f"Geen onbedreigde afdeling van dit zorgtype meer {where_nl}:"
+        f" {len(cell.at_risk)} van {len(cell.members)} dreigend of acuut, capaciteit"
+        f" {at_risk} van {cell.capacity_total} in gevaar.",
+        "figures": {
+            "departments": len(cell.members),
+            "at_risk": len(cell.at_risk),
+            "capacity_total": cell.capacity_total,
+            "capacity_at_risk": at_risk,
+        },
         "thresholds": {},
         "norm": None,
         "signal_ids": [],

@@ -38,7 +38,7 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert ready.json() == {
         "status": "ready",
         "database": "ok",
-        "schema": "0004",
+        "schema": "0006",
         "bus": "postgres",
     }
 

@@ -39,6 +39,7 @@ from services.core.events.payloads import (
     Reason,
     Service,
     SignalReceived,
+    Silence,
     example_cloudevent,
     example_data,
     new_event,
@@ -51,7 +52,7 @@ from services.ingest.recording import _received_event
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SHARED_OBJECTS: dict[str, type[BaseModel]] = {
-    model.__name__: model for model in (Reason, Alert, Actor, DigestLinks, DigestCounts)
+    model.__name__: model for model in (Reason, Alert, Actor, Silence, DigestLinks, DigestCounts)
 }
 ALL_TYPES = list(EventType)
 

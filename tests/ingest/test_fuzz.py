@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis import Case
 from schemathesis.checks import positive_data_acceptance
@@ -30,12 +25,7 @@ from services.core.db.engine import make_engine, make_sessions
 from services.core.db.models import Signal
 from services.core.http.app import create_app
 from tests.ingest.conftest import World, build_world
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.live_server import LiveServer
 
 
 async def _count_signals(database_url: str) -> int:
@@ -65,44 +55,21 @@ async def _reset(database_url: str, *, build: bool) -> World | None:
         await engine.dispose()
 
 
-class LiveServer:
+def _server(database_url: str) -> LiveServer:
     """uvicorn serving the ingest app in a thread, on its own event loop."""
-
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        app = create_app(
-            Settings(rate_limit_per_second=1e6, rate_limit_burst=1e6),
-            database_url,
-            routers=ingest.routers(),
-        )
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("the server did not start")
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+    app = create_app(
+        Settings(rate_limit_per_second=1e6, rate_limit_burst=1e6),
+        database_url,
+        routers=ingest.routers(),
+    )
+    return LiveServer(app)
 
 
 @pytest.fixture(scope="module")
 def live(database_url: str) -> Iterator[tuple[LiveServer, World]]:
     world = asyncio.run(_reset(database_url, build=True))
     assert world is not None
-    with LiveServer(database_url) as server:
+    with _server(database_url) as server:
         yield server, world
     asyncio.run(_reset(database_url, build=False))  # leave it empty, as other tests expect
 
@@ -119,7 +86,7 @@ def _operations() -> list[str]:
 
 @pytest.mark.parametrize("label", _operations())
 def test_no_server_errors_and_refusals_store_nothing(
-    label: str, live: tuple[LiveServer, World]
+    label: str, live: tuple[LiveServer, World], database_url: str
 ) -> None:
     server, world = live
     schema = schemathesis.openapi.from_url(f"{server.base}/openapi.json")
@@ -134,7 +101,7 @@ def test_no_server_errors_and_refusals_store_nothing(
         database=None,
     )
     def check(case: Case[Any]) -> None:
-        before = asyncio.run(_count_signals(server.database_url))
+        before = asyncio.run(_count_signals(database_url))
         headers = {**dict(case.headers or {}), **world.auth("provider_a")}
         # Business rules (an observation older than two years, an unknown region) refuse some
         # schema-valid requests on purpose, so "valid data is accepted" is not a check here.
@@ -143,6 +110,6 @@ def test_no_server_errors_and_refusals_store_nothing(
         )
         assert response.status_code < 500
         if response.status_code >= 400:
-            assert asyncio.run(_count_signals(server.database_url)) == before
+            assert asyncio.run(_count_signals(database_url)) == before
 
     check()

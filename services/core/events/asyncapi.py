@@ -62,6 +62,9 @@ _KEY_TEXT: dict[EventType, str] = {
     EventType.ALERT_ESCALATED: _ALERT_KEY,
     EventType.ALERT_ACKNOWLEDGED: _ALERT_KEY,
     EventType.ALERT_RESOLVED: _ALERT_KEY,
+    EventType.ALERT_COMMENTED: _ALERT_KEY,
+    EventType.ALERT_REMINDED: _ALERT_KEY,
+    EventType.ALERT_SILENCED: "The department's id: in order with its alert's events.",
     EventType.COVERAGE_CHANGED: _CELL_KEY,
     EventType.DIGEST_PUBLISHED: f"Always `{DIGEST_KEY}`: the digests stay in order.",
 }

@@ -437,6 +437,94 @@ class AlertResolved(AlertPayload):
     note: str | None = Field(description="their note (free text, no personal data)")
 
 
+class AlertCommented(AlertPayload):
+    """Someone wrote on the alert's timeline: what was agreed, what is being done."""
+
+    event_type: ClassVar[EventType] = EventType.ALERT_COMMENTED
+    model_config = _example(
+        {
+            "alert": _ACKNOWLEDGED_ALERT,
+            "commented_by": _TABLE,
+            "note": "Zorgkantoor en aanbieder zoeken samen tijdelijke bedden in Deventer.",
+        }
+    )
+
+    commented_by: Actor = Field(description="who wrote it")
+    note: str = Field(description="the comment (free text, no personal data)", min_length=1)
+
+
+class ReminderReason(StrEnum):
+    """Why an alert was announced again to its step."""
+
+    ACKNOWLEDGED_OPEN = "acknowledged_open"  # acknowledged, but still open long after
+    SILENCE_ENDED = "silence_ended"  # its silence ended while it was still open
+
+
+class AlertReminded(AlertPayload):
+    """An alert is announced again to the step it is at: nothing new, but still not solved."""
+
+    event_type: ClassVar[EventType] = EventType.ALERT_REMINDED
+    model_config = _example(
+        {
+            "alert": _ACKNOWLEDGED_ALERT,
+            "reason": "acknowledged_open",
+            "explanation": "Acknowledged 20 working days ago and still open.",
+        }
+    )
+
+    reason: ReminderReason = Field(description="why it is announced again (see above)")
+    explanation: str = Field(description="why, in English", min_length=1)
+
+
+class Silence(Part):
+    """A period in which a department's alerts are recorded but not announced."""
+
+    id: uuid.UUID = Field(description="the silence's id")
+    department_id: uuid.UUID = Field(description="the department's id")
+    department: DepartmentCode = Field(description="the department's code")
+    starts_at: AwareDatetime = Field(description="from")
+    ends_at: AwareDatetime = Field(description="until (exclusive)")
+    reason: str = Field(description="why (free text, no personal data)", min_length=1)
+    lifted_at: AwareDatetime | None = Field(description="when it was ended early; null: not")
+
+
+class AlertSilenced(EventPayload):
+    """A department's alerts were silenced for a period, or a silence was lifted early.
+
+    Silenced alerts are still recorded and still go up the ladder when they turn critical; their
+    resolution is always announced; when a silence ends on an open alert, it is announced again.
+    """
+
+    event_type: ClassVar[EventType] = EventType.ALERT_SILENCED
+    model_config = _example(
+        {
+            "silence": {
+                "id": "2b4d6f8a-1c3e-4a5b-9d7f-0e2a4c6e8a1b",
+                "department_id": _DEPARTMENT_ID,
+                "department": "FACT-ZWOLLE-ZUID",
+                "starts_at": "2026-11-05T00:00:00Z",
+                "ends_at": "2027-01-05T00:00:00Z",
+                "reason": "Aangekondigde fusie met FACT Zwolle-Noord; aanmeldingen lopen door.",
+                "lifted_at": None,
+            },
+            "alert": _ACKNOWLEDGED_ALERT,
+            "silenced_by": _TABLE,
+        }
+    )
+
+    silence: Silence = Field(description="the silence after the change")
+    alert: Alert | None = Field(description="the department's unresolved alert; null: none")
+    silenced_by: Actor = Field(description="who silenced it, or lifted the silence")
+
+    def subject(self) -> str:
+        """The silence."""
+        return str(self.silence.id)
+
+    def partition_key(self) -> str:
+        """The department: in order with its alert's events."""
+        return str(self.silence.department_id)
+
+
 # --- coverage and digest -------------------------------------------------------------------------
 
 
@@ -565,6 +653,9 @@ PAYLOAD_OF: dict[EventType, type[EventPayload]] = {
         AlertEscalated,
         AlertAcknowledged,
         AlertResolved,
+        AlertCommented,
+        AlertReminded,
+        AlertSilenced,
         CoverageChanged,
         DigestPublished,
     )
@@ -582,6 +673,9 @@ SOURCES: dict[EventType, tuple[Service, ...]] = {
     # when a department has been ok long enough.
     EventType.ALERT_ACKNOWLEDGED: (Service.NOTIFY,),
     EventType.ALERT_RESOLVED: (Service.NOTIFY, Service.RULES),
+    EventType.ALERT_COMMENTED: (Service.NOTIFY,),
+    EventType.ALERT_REMINDED: (Service.NOTIFY,),
+    EventType.ALERT_SILENCED: (Service.NOTIFY,),
     EventType.COVERAGE_CHANGED: (Service.RULES,),
     EventType.DIGEST_PUBLISHED: (Service.NOTIFY,),
 }
@@ -595,6 +689,9 @@ _EXAMPLE_TIMES: dict[EventType, datetime] = {
     EventType.ALERT_ESCALATED: datetime(2026, 11, 4, 13, 40, 12, tzinfo=UTC),
     EventType.ALERT_ACKNOWLEDGED: datetime(2026, 11, 4, 15, 5, 43, tzinfo=UTC),
     EventType.ALERT_RESOLVED: datetime(2026, 12, 3, 10, 20, 0, tzinfo=UTC),
+    EventType.ALERT_COMMENTED: datetime(2026, 11, 5, 9, 30, 0, tzinfo=UTC),
+    EventType.ALERT_REMINDED: datetime(2026, 12, 2, 6, 0, 0, tzinfo=UTC),
+    EventType.ALERT_SILENCED: datetime(2026, 11, 5, 9, 45, 0, tzinfo=UTC),
     EventType.COVERAGE_CHANGED: datetime(2026, 11, 4, 13, 40, 11, tzinfo=UTC),
     EventType.DIGEST_PUBLISHED: datetime(2026, 12, 1, 6, 0, 0, tzinfo=UTC),
 }

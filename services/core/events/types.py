@@ -25,6 +25,9 @@ class EventType(StrEnum):
     ALERT_ESCALATED = "nl.vroegsignaal.alert.escalated"
     ALERT_ACKNOWLEDGED = "nl.vroegsignaal.alert.acknowledged"
     ALERT_RESOLVED = "nl.vroegsignaal.alert.resolved"
+    ALERT_COMMENTED = "nl.vroegsignaal.alert.commented"
+    ALERT_REMINDED = "nl.vroegsignaal.alert.reminded"
+    ALERT_SILENCED = "nl.vroegsignaal.alert.silenced"
     COVERAGE_CHANGED = "nl.vroegsignaal.coverage.changed"
     DIGEST_PUBLISHED = "nl.vroegsignaal.digest.published"
 
@@ -37,6 +40,9 @@ TOPIC_OF: dict[EventType, Topic] = {
     EventType.ALERT_ESCALATED: Topic.ALERTS,
     EventType.ALERT_ACKNOWLEDGED: Topic.ALERTS,
     EventType.ALERT_RESOLVED: Topic.ALERTS,
+    EventType.ALERT_COMMENTED: Topic.ALERTS,
+    EventType.ALERT_REMINDED: Topic.ALERTS,
+    EventType.ALERT_SILENCED: Topic.ALERTS,
     EventType.COVERAGE_CHANGED: Topic.ALERTS,
     EventType.DIGEST_PUBLISHED: Topic.ALERTS,
 }

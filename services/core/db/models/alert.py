@@ -38,6 +38,8 @@ class Alert(Base):
         ),
         # The dashboard and the API list alerts by region and state, newest first.
         Index("ix_alerts_region_status_opened", "region_id", "status", "opened_at"),
+        # The escalation timers find the alerts whose step has run out.
+        Index("ix_alerts_step_due", "step_due_at", postgresql_where=text("status <> 'resolved'")),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -61,6 +63,10 @@ class Alert(Base):
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     opened_at: Mapped[datetime] = mapped_column()
     escalated_at: Mapped[datetime | None] = mapped_column()
+    # When an unacknowledged alert moves one step up; null at the top, acknowledged or resolved.
+    step_due_at: Mapped[datetime | None] = mapped_column()
+    # When an acknowledged alert that stayed open was last announced again.
+    reminded_at: Mapped[datetime | None] = mapped_column()
     # When the department was first judged ok again: resolution waits for the hysteresis.
     ok_since: Mapped[datetime | None] = mapped_column()
     acknowledged_at: Mapped[datetime | None] = mapped_column()

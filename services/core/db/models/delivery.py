@@ -6,7 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -32,9 +43,29 @@ class Delivery(Base):
         ),
         Index("ix_deliveries_subscription_created", "subscription_id", "created_at"),
         Index("ix_deliveries_organisation_status", "organisation_id", "status"),
+        # Once per recipient and event: a replayed event does not deliver twice. (NULLs are
+        # distinct, so each constraint only binds its own channel.)
+        UniqueConstraint("subscription_id", "event_id"),
+        UniqueConstraint("email", "event_id"),
+        # "Is an earlier delivery with my ordering key still pending?" on every claim.
+        Index(
+            "ix_deliveries_pending_order",
+            "ordering_key",
+            "seq",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        # Calls in flight per endpoint, for the concurrency limit.
+        Index(
+            "ix_deliveries_in_flight",
+            "subscription_id",
+            postgresql_where=text("claimed_until IS NOT NULL"),
+        ),
+        Index("ix_deliveries_organisation_seq", "organisation_id", "seq"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
+    # Creation order: `created_at` is the same for every row of one transaction.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity())
     channel: Mapped[DeliveryChannel] = mapped_column(text_enum(DeliveryChannel, "channel"))
     organisation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organisations.id", ondelete="CASCADE")
@@ -52,7 +83,13 @@ class Delivery(Base):
     status: Mapped[DeliveryStatus] = mapped_column(
         text_enum(DeliveryStatus, "delivery_status"), server_default="pending"
     )
+    # Deliveries with the same key to the same recipient go out in `seq` order (an alert's id).
+    ordering_key: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
-    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    next_attempt_at: Mapped[datetime | None] = mapped_column()  # null: due now
     last_attempt_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # A worker's lease while it sends; another worker takes the delivery over when it lapses.
+    claim_token: Mapped[uuid.UUID | None] = mapped_column()
+    claimed_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = created_at()

@@ -34,4 +34,5 @@ class Silence(Base):
     starts_at: Mapped[datetime] = mapped_column()
     ends_at: Mapped[datetime] = mapped_column()
     ended_notified_at: Mapped[datetime | None] = mapped_column()
+    lifted_at: Mapped[datetime | None] = mapped_column()  # ended early by hand
     created_at: Mapped[datetime] = created_at()

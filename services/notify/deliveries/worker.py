@@ -1,0 +1,276 @@
+"""The delivery worker: claims due deliveries, sends each once, records what came of it.
+
+Any number of workers (one per notifier replica) share the queue in PostgreSQL: the claim step
+decides who sends what (queue.py), so none sends a delivery another holds. A worker wakes on
+`NOTIFY vroegsignaal_deliveries` (sent when a delivery is queued or retried by hand), when one of
+its own sends finishes (the next delivery of that alert, or a free slot at that endpoint, may now
+be claimable), and on a short poll besides, so a lost notification or a retry falling due only
+delays. Stopping finishes the calls under way (each bounded by the timeout) and records them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.core.config import Settings
+from services.core.db.scratch import connect_args
+from services.core.domain import DeliveryChannel
+from services.notify.deliveries.enqueue import WAKE_CHANNEL
+from services.notify.deliveries.mail import SMTP_TIMEOUT_SECONDS, send_email
+from services.notify.deliveries.outcome import Outcome
+from services.notify.deliveries.queue import Claimed, EndpointPolicy, claim_due, record_outcome
+from services.notify.deliveries.secrets import SecretBox, SecretUnreadable, secret_box
+from services.notify.deliveries.ssrf import Resolver, system_resolver
+from services.notify.deliveries.webhook import EndpointClients, post_webhook
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+POLL_INTERVAL_SECONDS = 1.0
+CAPACITY = 64  # sends under way in one worker at once, over all endpoints
+LEASE_MARGIN = timedelta(seconds=60)  # beyond the longest call, before another worker takes over
+RECORD_TRIES = 3
+LISTEN_RETRY_SECONDS = 30.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _database_url(sessions: async_sessionmaker[AsyncSession]) -> str | None:
+    bind = sessions.kw.get("bind")
+    if isinstance(bind, AsyncEngine):
+        return bind.url.render_as_string(hide_password=False)
+    return None
+
+
+class DeliveryWorker:
+    """One process's share of the delivery queue; `start`, then `stop`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock = utc_now,
+        resolver: Resolver = system_resolver,
+        rng: random.Random | None = None,
+        poll_interval: float = POLL_INTERVAL_SECONDS,
+        capacity: int = CAPACITY,
+        box: SecretBox | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._clock = clock
+        self._resolver = resolver
+        self._rng = rng
+        self._poll_interval = poll_interval
+        self._capacity = capacity
+        # Made now, so a production process without VROEGSIGNAAL_SECRET_KEY refuses to start.
+        self._box = box or secret_box(settings)
+        self._policy = EndpointPolicy(
+            disable_after=settings.webhook_disable_after,
+            public_url=settings.public_url,
+            timezone=settings.tz,
+        )
+        self._lease = (
+            timedelta(seconds=max(settings.webhook_timeout_seconds, SMTP_TIMEOUT_SECONDS))
+            + LEASE_MARGIN
+        )
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._rounds = 0  # claim rounds started
+        self._idle_round = 0  # the last round that found nothing due with nothing under way
+        self._idle = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._clients = EndpointClients(timeout=settings.webhook_timeout_seconds)
+        self._listener: asyncpg.Connection | None = None
+        self._listen_again_at = 0.0
+
+    def wake(self) -> None:
+        """Look for due work now (after queueing in this process, or moving a test clock)."""
+        self._wakeup.set()
+
+    async def settled(self, within: float = 10.0) -> None:
+        """Wait until a fresh claim round finds nothing due and no send is under way (tests and
+        benchmarks: after moving the clock, `await worker.settled()`)."""
+        # Only a round that starts from now counts: one under way may have read the clock
+        # before it was moved.
+        wanted = self._rounds + 1
+        self.wake()
+        async with asyncio.timeout(within):
+            while self._idle_round < wanted:
+                self._idle.clear()
+                await self._idle.wait()
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="delivery worker")
+
+    async def stop(self) -> None:
+        """Claim nothing more, let the calls under way finish and be recorded, then close."""
+        self._stopping.set()
+        self._wakeup.set()
+        if self._loop_task is not None:
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._tasks:
+            grace = self._settings.webhook_timeout_seconds + 5
+            _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in late:  # their leases lapse and another worker sends them again
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self._clients.aclose()
+        if self._listener is not None and not self._listener.is_closed():
+            await self._listener.close()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            await self._listen()
+            self._wakeup.clear()
+            self._rounds += 1
+            this_round = self._rounds
+            free = self._capacity - len(self._tasks)
+            try:
+                claimed = await self._claim(free)
+            except Exception:
+                log.exception("claiming deliveries failed; trying again shortly")
+                claimed = []
+                await self._wait(max(self._poll_interval, 1.0))
+                continue
+            if not claimed and not self._tasks:
+                self._idle_round = this_round
+                self._idle.set()
+            for item in claimed:
+                task = asyncio.create_task(self._deliver(item), name=f"delivery {item.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+            if claimed and len(claimed) == free:
+                continue  # a full batch: there may be more
+            await self._wait(self._poll_interval)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wakeup.set()
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+
+    async def _listen(self) -> None:
+        """(Re)open the LISTEN connection; without it the poll still finds everything."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        url = _database_url(self._sessions)
+        loop = asyncio.get_running_loop()
+        if url is None or loop.time() < self._listen_again_at:
+            return
+        try:
+            listener: asyncpg.Connection = await asyncpg.connect(**connect_args(url))
+            await listener.add_listener(WAKE_CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("LISTEN %s failed, polling only for now: %r", WAKE_CHANNEL, exc)
+            self._listen_again_at = loop.time() + LISTEN_RETRY_SECONDS
+            return
+        self._listener = listener
+
+    def _notified(self, *_: Any) -> None:
+        self._wakeup.set()
+
+    async def _claim(self, free: int) -> list[Claimed]:
+        if free <= 0:
+            return []
+        async with self._sessions() as session, session.begin():
+            return await claim_due(
+                session,
+                now=self._clock(),
+                limit=free,
+                max_in_flight=self._settings.webhook_max_in_flight,
+                lease=self._lease,
+            )
+
+    async def _deliver(self, claimed: Claimed) -> None:
+        try:
+            outcome = await self._send(claimed)
+        except Exception as exc:  # a bug must not kill the worker, and must show in the log
+            log.exception("delivery %s: sending failed unexpectedly", claimed.id)
+            outcome = Outcome.failure(f"internal error: {type(exc).__name__}")
+        await self._record(claimed, outcome)
+
+    async def _send(self, claimed: Claimed) -> Outcome:
+        if claimed.channel is DeliveryChannel.EMAIL:
+            return await send_email(
+                self._settings.smtp_url,
+                mail_from=self._settings.mail_from,
+                payload=claimed.payload,
+                delivery_id=str(claimed.id),
+            )
+        if claimed.url is None or claimed.secret_encrypted is None:
+            return Outcome.failure("the endpoint no longer exists", permanent=True)
+        try:
+            secret = self._box.decrypt(claimed.secret_encrypted)
+        except SecretUnreadable as exc:
+            return Outcome.failure(str(exc))
+        return await post_webhook(
+            self._clients,
+            url=claimed.url,
+            secret=secret,
+            message_id=str(claimed.id),
+            body=json.dumps(claimed.payload, ensure_ascii=False, separators=(",", ":")),
+            seconds=self._settings.webhook_timeout_seconds,
+            allow_private=self._settings.webhook_allow_private,
+            resolver=self._resolver,
+        )
+
+    async def _record(self, claimed: Claimed, outcome: Outcome) -> None:
+        """Record in a transaction of its own; a few tries, since the call cannot be undone."""
+        for attempt in range(RECORD_TRIES):
+            try:
+                async with self._sessions() as session, session.begin():
+                    await record_outcome(
+                        session,
+                        claimed,
+                        outcome,
+                        now=self._clock(),
+                        policy=self._policy,
+                        rng=self._rng,
+                    )
+                return
+            except Exception:
+                if attempt == RECORD_TRIES - 1:
+                    # The lease lapses and the delivery is sent again: at least once.
+                    log.exception("delivery %s: recording the attempt failed", claimed.id)
+                    return
+                await asyncio.sleep(0.2 * 4**attempt)
+
+
+@asynccontextmanager
+async def delivery_worker(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    clock: Clock = utc_now,
+    resolver: Resolver = system_resolver,
+    rng: random.Random | None = None,
+    poll_interval: float = POLL_INTERVAL_SECONDS,
+) -> AsyncIterator[DeliveryWorker]:
+    """Run a delivery worker while the context is open (a `create_app` background context:
+    `background=[lambda app: delivery_worker(app.state.settings, app.state.sessions)]`)."""
+    worker = DeliveryWorker(
+        settings, sessions, clock=clock, resolver=resolver, rng=rng, poll_interval=poll_interval
+    )
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()
