@@ -35,7 +35,7 @@ from services.notify.parties import (
     organisations_of,
     people_of,
 )
-from services.notify.policy import Policy
+from services.notify.policy import Policy, rank
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +126,18 @@ class Notifier:
                 if event_type is EventType.ALERT_ESCALATED
                 else alert_data["escalation"]
             )
-            # A rise in level is e-mailed, unless it escalates: the escalation's e-mail says it.
-            rose = (
-                event_type is EventType.ALERT_UPDATED
-                and _RANK[level] > _RANK[Level(event.data["previous_level"])]
-                and not follow_up
+            if event_type in (EventType.ALERT_OPENED, EventType.ALERT_UPDATED):
+                # Told where it was just placed: a table hears of an alert that opens at its step.
+                step = max(step, context.alert.escalation, key=rank)
+            # People get one e-mail per change: when this change escalates the alert, the
+            # escalation's e-mail says it all; otherwise openings and rises in level are mailed.
+            rose = event_type is EventType.ALERT_UPDATED and (
+                _RANK[level] > _RANK[Level(event.data["previous_level"])]
             )
-            await self._announce(session, policy, context, event, event_type, step, now, email=rose)
+            email = (event_type in EMAILED or rose) and not follow_up
+            await self._announce(
+                session, policy, context, event, event_type, step, now, email=email
+            )
         if follow_up:
             await record_events(session, follow_up)
 
@@ -207,7 +212,7 @@ class Notifier:
             await enqueue_webhooks(
                 session, organisation_id=organisation.id, event=event, alert_id=alert_id
             )
-        if not (email or event_type in EMAILED):
+        if not email:
             return
         mailed = tuple(a for a in audiences if a in policy.file.email_to)
         organisations = await organisations_of(session, context, mailed)
