@@ -15,7 +15,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import jinja2
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,6 +50,8 @@ from services.core.http.state import sessions_of
 from services.core.privacy import contains_bsn
 from services.ingest.openapi import ERROR_RESPONSES
 from services.notify import actions
+from services.notify.messages import LEVEL_NL
+from services.notify.nza import NzaNotification, draft
 from services.notify.parties import (
     AlertContext,
     audiences_of,
@@ -56,6 +60,7 @@ from services.notify.parties import (
     silenced_now,
     visible_alerts,
 )
+from services.notify.policy import Audience
 from services.notify.runtime import runtime_of
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -477,3 +482,49 @@ async def resolve_alert(
     request: Request, caller: CallerDep, alert_id: uuid.UUID, body: ResolveBody
 ) -> AlertDetail:
     return await _act(request, caller, alert_id, "resolve", body)
+
+
+_NZA_TEMPLATE = jinja2.Environment(
+    loader=jinja2.PackageLoader("services.notify", "templates"),
+    autoescape=True,
+).get_template("nza_notification.html")
+
+
+@router.get(
+    "/{alert_id}/nza-notification",
+    summary="A draft of the NZa notification for this alert (JSON, or printable HTML)",
+    responses={
+        **ERROR_RESPONSES,
+        200: {"content": {"application/json": {}, "text/html": {}}},
+        404: {"description": "No such alert."},
+    },
+    response_model=NzaNotification,
+)
+async def nza_notification(
+    request: Request,
+    caller: CallerDep,
+    alert_id: uuid.UUID,
+    format: Annotated[Literal["json", "html"], Query(description="json or html")] = "json",
+) -> Any:
+    """Filled from the alert, the department's signals and the coverage near by; the fields the
+    coordinating insurer must add are marked. Only the coordinating insurer and the tables."""
+    runtime = runtime_of(request)
+    now = runtime.clock()
+    async with sessions_of(request)() as session, session.begin():
+        context = await _visible_context(session, caller, alert_id)
+        allowed = {Audience.COORDINATING_INSURER, Audience.REGIONAL_TABLE, Audience.NATIONAL_TABLE}
+        if not audiences_of(caller, context) & allowed:
+            raise HTTPException(
+                403, "Only the coordinating insurer and the tables may draft the NZa notification."
+            )
+        notification = await draft(session, context, now)
+        await _audit(session, request, caller, "alert.nza_notification", alert_id)
+    if format == "html":
+        page = _NZA_TEMPLATE.render(
+            n=notification,
+            care=notification.fields["care"].value,
+            made=now.astimezone(runtime.zone).strftime("%d-%m-%Y %H:%M"),
+            levels=LEVEL_NL,
+        )
+        return HTMLResponse(page)
+    return notification
