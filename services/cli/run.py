@@ -30,6 +30,7 @@ from services.core.db.server import open_database
 from services.core.demo import DemoWorld, load_demo_world
 from services.core.http.app import create_app
 from services.core.reference import seed_reference_data
+from services.notify.dashboard import install_dashboard
 from services.notify.policy import load_policy
 from services.notify.service import notify_service
 from services.rules import api as rules_api
@@ -131,9 +132,18 @@ async def _serve(config: Settings, url: str, host: str, port: int, demo: bool) -
         ],
     )
     notify.install(app)
+    checked(lambda: install_dashboard(app, config, ruleset=holder))
     app.state.no_alternative_share = ruleset.file.no_alternative_share
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            # Open live-update streams end by themselves; a stop does not wait for them.
+            timeout_graceful_shutdown=5,
+        )
     )
     base = f"http://{host}:{port}"
     if world is not None:
@@ -142,7 +152,8 @@ async def _serve(config: Settings, url: str, host: str, port: int, demo: bool) -
         world.print_credentials(out, base)
         out.print(f"Every demo key and login: {credentials_file}")
     out.print(
-        f"\nVroegsignaal runs at [bold]{base}[/]  ·  API docs {base}/docs  ·  Ctrl-C stops it"
+        f"\nVroegsignaal runs at [bold]{base}[/]  ·  dashboard {base}/  ·  API docs {base}/docs"
+        "  ·  Ctrl-C stops it"
     )
     await server.serve()
     if not server.started:
