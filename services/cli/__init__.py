@@ -8,7 +8,7 @@ from types import FrameType
 
 import typer
 
-from services.cli import admin, escalation, events, reference, rules, run, signals
+from services.cli import admin, digest, escalation, events, reference, rules, run, signals
 
 app = typer.Typer(
     name="vroegsignaal",
@@ -31,6 +31,7 @@ app.add_typer(signals.signals, name="signals")
 app.add_typer(events.events, name="events")
 app.add_typer(rules.rules, name="rules")
 app.add_typer(escalation.escalation, name="escalation")
+app.command("digest")(digest.digest_command)
 
 
 def _exit_on_sigterm(signum: int, _: FrameType | None) -> None:

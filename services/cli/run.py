@@ -117,7 +117,7 @@ async def _serve(config: Settings, url: str, host: str, port: int, demo: bool) -
     world = await _prepare(url, demo)
     await _record_ruleset(url, ruleset)
     holder = RulesetHolder(ruleset, config.ruleset)
-    notify = notify_service(config, checked(lambda: load_policy(config.escalation_policy)))
+    notify = checked(lambda: notify_service(config, load_policy(config.escalation_policy)))
     out.print(f"Escalation policy {notify.runtime.policy().version}")
     app = create_app(
         config,

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     webhook_max_in_flight: int = Field(
         default=4, ge=1, le=64, description="concurrent calls to one webhook endpoint"
     )
+    digest_cron: str = Field(
+        default="0 7 1 * *",
+        description="when the monthly digest of the previous month is made (cron, in TIMEZONE)",
+    )
+    digest_long_open_days: int = Field(
+        default=60, ge=1, le=3650, description="the digest lists alerts open longer than this"
+    )
     webhook_disable_after: timedelta = Field(
         default=timedelta(days=5),
         description="an endpoint failing without a success for this long is disabled",

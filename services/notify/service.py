@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 
 from services.core.config import Settings
 from services.core.events.consumer import Subscription
-from services.notify import api, deliveries, silences_api
+from services.notify import api, deliveries, digest, silences_api
 from services.notify.policy import Policy, load_policy
 from services.notify.runtime import NotifyRuntime, install_runtime
 from services.notify.timers import timer_schedule
@@ -27,10 +27,11 @@ class NotifyService:
     subscriptions: list[Subscription]
     timers: Background  # the escalation timers' sweep
     deliveries: Background  # the delivery worker: webhooks and e-mail
+    digests: Background  # the monthly digest for the governance board
 
     @property
     def background(self) -> list[Background]:
-        return [self.timers, self.deliveries]
+        return [self.timers, self.deliveries, self.digests]
 
     def install(self, app: FastAPI) -> FastAPI:
         """Give the routes what they share with the workers (call on the app made from this)."""
@@ -46,10 +47,16 @@ def notify_service(settings: Settings, policy: Policy | None = None) -> NotifySe
     )
     return NotifyService(
         runtime=runtime,
-        routers=[api.router, silences_api.router, *deliveries.routers],
+        routers=[api.router, silences_api.router, *deliveries.routers, *digest.routers],
         subscriptions=[notifier.subscription()],
         timers=lambda app: timer_schedule(
             app.state.sessions, runtime.policy, settings.tz, clock=runtime.clock
         ),
         deliveries=lambda app: deliveries.delivery_worker(settings, app.state.sessions),
+        digests=digest.digest_background(
+            settings,
+            cron=settings.digest_cron,
+            long_open_days=settings.digest_long_open_days,
+            clock=runtime.clock,
+        ),
     )

@@ -76,7 +76,12 @@ def live(database_url: str) -> Iterator[tuple[LiveServer, World]]:
 def _operations() -> list[str]:
     """Every documented operation of the notifier's routers (the document needs no database)."""
     app = _app("postgresql://nobody@localhost/none")
-    notify_paths = ("/v1/alerts", "/v1/silences", "/v1/subscriptions", "/v1/deliveries")
+    notify_paths = (
+        "/v1/alerts",
+        "/v1/silences",
+        "/v1/subscriptions",
+        "/v1/deliveries",
+    )  # digests: tests/digest
     return [
         f"{method.upper()} {path}"
         for path, item in sorted(app.openapi()["paths"].items())
