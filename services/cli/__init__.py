@@ -8,7 +8,17 @@ from types import FrameType
 
 import typer
 
-from services.cli import admin, digest, escalation, events, reference, rules, run, signals
+from services.cli import (
+    admin,
+    digest,
+    escalation,
+    events,
+    reference,
+    rules,
+    run,
+    services,
+    signals,
+)
 
 app = typer.Typer(
     name="vroegsignaal",
@@ -18,6 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("up")(run.up_command)
+app.command("ingest")(services.ingest_command)
+app.command("notify")(services.notify_command)
 app.command("migrate")(run.migrate_command)
 app.command("seed")(run.seed_command)
 app.add_typer(reference.regions, name="region")

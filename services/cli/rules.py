@@ -6,12 +6,27 @@ from pathlib import Path
 
 import typer
 
+from services.cli import services
 from services.cli.common import EXIT_INVALID, JSON_OPTION, emit, err, out
 from services.core.errors import InvalidInput
 from services.rules.cases import run_cases
 from services.rules.ruleset import RuleKind, RulesetInvalid, load_ruleset
 
-rules = typer.Typer(help="The ruleset: check a file before it is used.", no_args_is_help=True)
+rules = typer.Typer(
+    help="The rules worker (without a command); `check` and `test` a ruleset before it is used.",
+    invoke_without_command=True,
+)
+
+
+@rules.callback()
+def worker_command(
+    context: typer.Context,
+    metrics_port: int = typer.Option(9100, help="Port of /healthz, /readyz and /metrics."),
+    host: str = typer.Option("0.0.0.0", help="Address to listen on."),  # noqa: S104
+) -> None:
+    """Run the rules worker (any number of replicas, up to the topic's partitions)."""
+    if context.invoked_subcommand is None:
+        services.rules_command(metrics_port=metrics_port, host=host)
 
 
 @rules.command("check")

@@ -9,6 +9,7 @@ from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
@@ -90,6 +91,15 @@ class Settings(BaseSettings):
     )
     timezone: str = "Europe/Amsterdam"
     environment: str = Field(default="development", description="development or production")
+    shutdown_grace_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="on SIGTERM: finish and commit the work in hand, leave the group, exit within",
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="JSON lines, or readable lines; auto: JSON unless a terminal"
+    )
     idempotency_ttl: timedelta = timedelta(hours=24)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     rate_limit_per_second: float = Field(

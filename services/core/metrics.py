@@ -46,3 +46,33 @@ OUTBOX_BACKLOG = Gauge(
     "vroegsignaal_outbox_backlog",
     "Committed events the relay has not yet published to Kafka.",
 )
+
+# HTTP, per route template (not per URL: ids would make a series per alert).
+HTTP_REQUESTS = Counter(
+    "vroegsignaal_http_requests_total",
+    "HTTP requests answered, by method, route and status code.",
+    ["method", "route", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "vroegsignaal_http_request_seconds",
+    "Time to answer an HTTP request, by method and route.",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+
+# What the engine and the notifier do.
+ASSESSMENTS = Counter(
+    "vroegsignaal_assessments_total",
+    "Assessments stored by the rules engine, by level.",
+    ["level"],
+)
+OPEN_ALERTS = Gauge(
+    "vroegsignaal_open_alerts",
+    "Unresolved alerts, by level and escalation step (refreshed by the notifier).",
+    ["level", "step"],
+)
+DELIVERY_ATTEMPTS = Counter(
+    "vroegsignaal_delivery_attempts_total",
+    "Webhook calls and e-mails tried, by channel and outcome (succeeded, retry, failed).",
+    ["channel", "outcome"],
+)

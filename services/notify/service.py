@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from services.core.config import Settings
 from services.core.events.consumer import Subscription
 from services.notify import api, deliveries, digest, silences_api
+from services.notify.gauges import open_alerts_gauge
 from services.notify.policy import Policy, load_policy
 from services.notify.runtime import NotifyRuntime, install_runtime
 from services.notify.timers import timer_schedule
@@ -31,11 +32,15 @@ class NotifyService:
 
     @property
     def background(self) -> list[Background]:
-        return [self.timers, self.deliveries, self.digests]
+        return [self.timers, self.deliveries, self.digests, _gauge]
 
     def install(self, app: FastAPI) -> FastAPI:
         """Give the routes what they share with the workers (call on the app made from this)."""
         return install_runtime(app, self.runtime)
+
+
+def _gauge(app: FastAPI) -> AbstractAsyncContextManager[object]:
+    return open_alerts_gauge(app.state.sessions)
 
 
 def notify_service(settings: Settings, policy: Policy | None = None) -> NotifyService:

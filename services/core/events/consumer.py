@@ -25,6 +25,7 @@ from sqlalchemy.types import Uuid
 from services.core import metrics
 from services.core.db.models import DeadLetter
 from services.core.events.envelope import Event
+from services.core.logs import bound
 
 log = logging.getLogger(__name__)
 
@@ -127,18 +128,28 @@ class Applier:
         try:
             async with session.begin_nested():
                 for event in events:
-                    await self.subscription.handler(session, event)
+                    await self._handle(session, event)
         except Exception as exc:
             if is_transient(exc):
                 raise
             return False
         return True
 
+    async def _handle(self, session: AsyncSession, event: Event) -> None:
+        """The handler, with the event's id, type and key on every log line it writes."""
+        with bound(
+            group=self.subscription.group,
+            event_id=event.id,
+            event_type=event.type,
+            key=event.partition_key,
+        ):
+            await self.subscription.handler(session, event)
+
     async def _apply_one(self, session: AsyncSession, event: Event) -> bool:
         """True when applied; False when parked as a dead letter; RetryLater to roll back."""
         try:
             async with session.begin_nested():
-                await self.subscription.handler(session, event)
+                await self._handle(session, event)
             return True
         except Exception as exc:
             if is_transient(exc):

@@ -21,7 +21,9 @@ from services.core.events.workers import running_bus
 from services.core.http import health, reference
 from services.core.http.auth import KeyCache
 from services.core.http.limits import BodySizeLimit
+from services.core.http.observability import RequestMetrics
 from services.core.http.problems import document_problems, install_problem_handlers
+from services.core.logs import RequestIds
 from services.core.ratelimit import RateLimiter
 
 DESCRIPTION = """
@@ -80,6 +82,8 @@ def create_app(
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestIds)  # outermost: every log line of the request carries its id
     app.mount("/metrics", make_asgi_app())
     app.include_router(health.router)
     app.include_router(reference.router)

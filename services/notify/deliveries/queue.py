@@ -38,6 +38,7 @@ from services.core.db.models import (
     WebhookSubscription,
 )
 from services.core.domain import DeliveryChannel, DeliveryStatus
+from services.core.metrics import DELIVERY_ATTEMPTS
 from services.notify.deliveries.enqueue import enqueue_email
 from services.notify.deliveries.outcome import Outcome
 from services.notify.deliveries.schedule import next_delay
@@ -224,14 +225,17 @@ async def record_outcome(
         delivery.status = DeliveryStatus.SUCCEEDED
         delivery.next_attempt_at = None
         delivery.last_error = None
+        DELIVERY_ATTEMPTS.labels(claimed.channel.value, "succeeded").inc()
         return delivery.status
     delivery.last_error = outcome.error
     delay = None if outcome.permanent else next_delay(delivery.attempts, rng)
     if delay is None or delivery.status is not DeliveryStatus.PENDING:
         delivery.status = DeliveryStatus.FAILED
         delivery.next_attempt_at = None
+        DELIVERY_ATTEMPTS.labels(claimed.channel.value, "failed").inc()
     else:
         delivery.next_attempt_at = now + delay
+        DELIVERY_ATTEMPTS.labels(claimed.channel.value, "retry").inc()
     return delivery.status
 
 
