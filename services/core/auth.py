@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 KEY_PREFIX = "vs"
 _password_hasher = PasswordHasher()
@@ -64,3 +66,11 @@ def password_matches(password: str, stored_hash: str) -> bool:
         return _password_hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+KEYS_CHANNEL = "vroegsignaal_keys"  # NOTIFY channel: a key was revoked (services/core/http/auth.py)
+
+
+async def notify_revoked(session: AsyncSession) -> None:
+    """Tell every process to forget its cached keys when this transaction commits."""
+    await session.execute(select(func.pg_notify(KEYS_CHANNEL, "revoked")))

@@ -314,3 +314,32 @@ async def test_control_characters_in_free_text_are_refused(
     )
     assert listing.status_code == 422
     assert await stored_counts(sessions) == (0, 0)
+
+
+async def test_a_revoked_key_stops_at_once_even_when_cached(
+    database_url: str, world: World, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The key is cached by a first request; revoking it (as the CLI does, in a transaction of
+    its own) reaches the app by NOTIFY, so the very next request is refused."""
+    app = create_app(settings(), database_url, routers=ingest.routers())
+    async for client in open_client(app):
+        cache = app.state.key_cache
+        for _ in range(200):
+            if cache.listening:
+                break
+            await asyncio.sleep(0.02)
+        assert cache.listening, "the app should listen for revocations"
+        key = world.keys["provider_b"]
+        first = await client.post(SIGNALS, json=signal("HIC-GRN"), headers=world.auth("provider_b"))
+        assert first.status_code == 202, first.text
+        assert cache.get(key) is not None, "the key should now be cached"
+        async with sessions() as session, session.begin():
+            await revoke_api_key(session, key)
+        for _ in range(100):  # the notification crosses a connection: allow it a moment
+            if cache.get(key) is None:
+                break
+            await asyncio.sleep(0.01)
+        refused = await client.post(
+            SIGNALS, json=signal("HIC-GRN"), headers=world.auth("provider_b")
+        )
+        assert refused.status_code == 401 and "revoked" in refused.json()["detail"]

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.audit import record_audit
-from services.core.auth import hash_password, new_api_key
+from services.core.auth import hash_password, new_api_key, notify_revoked
 from services.core.db.models import ApiKey, InboundSource, Organisation, User
 from services.core.domain import ROLE_FOR_KIND, OrgKind, Role
 from services.core.errors import Conflict, InvalidInput, NotFound
@@ -80,6 +80,7 @@ async def revoke_api_key(session: AsyncSession, ref: str) -> ApiKey:
         when = f"{key.revoked_at:%Y-%m-%d %H:%M}"
         raise Conflict(f"API key {key.prefix} was already revoked at {when}")
     key.revoked_at = datetime.now(UTC)
+    await notify_revoked(session)  # every process forgets its cached keys at commit
     await record_audit(
         session,
         action="api_key.revoked",

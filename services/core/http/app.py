@@ -19,7 +19,7 @@ from services.core.events.bus import open_bus
 from services.core.events.consumer import Subscription
 from services.core.events.workers import running_bus
 from services.core.http import health, reference
-from services.core.http.auth import KeyCache
+from services.core.http.auth import KeyCache, revocations
 from services.core.http.limits import BodySizeLimit
 from services.core.http.observability import RequestMetrics
 from services.core.http.problems import document_problems, install_problem_handlers
@@ -67,7 +67,11 @@ def create_app(
         bus = open_bus(settings, database_url, app.state.sessions)
         app.state.bus = bus
         try:
-            async with running_bus(bus, subscriptions, relay=relay), AsyncExitStack() as stack:
+            async with (
+                running_bus(bus, subscriptions, relay=relay),
+                revocations(app.state.key_cache, database_url),
+                AsyncExitStack() as stack,
+            ):
                 for start in background:
                     await stack.enter_async_context(start(app))
                 yield

@@ -1,21 +1,31 @@
 """Bearer API keys: who is calling. A short cache keeps the key lookup off the hot path.
 
-A revoked key stops working within `KEY_CACHE_SECONDS`; that is the price of not reading the
-database on every request of a busy provider system.
+A revoked key stops working at once: revoking sends `NOTIFY vroegsignaal_keys` in its own
+transaction, and every process LISTENs and forgets its cached keys when one arrives. While a
+process is not listening (at start, or after losing the connection) its cache is not used at
+all, so a revocation is never missed; the cache only saves work, it never decides.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from typing import Annotated
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.access import Caller, load_caller
-from services.core.auth import api_key_matches, key_prefix
+from services.core.auth import KEYS_CHANNEL, api_key_matches, key_prefix
 from services.core.db.models import ApiKey, Organisation
+from services.core.db.scratch import connect_args
+
+log = logging.getLogger(__name__)
 
 KEY_CACHE_SECONDS = 10.0
 _UNAUTHORISED = {"WWW-Authenticate": 'Bearer realm="vroegsignaal"'}
@@ -27,8 +37,14 @@ class KeyCache:
     def __init__(self, ttl: float = KEY_CACHE_SECONDS) -> None:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, Caller]] = {}
+        self.listening = False  # trusted only while revocations can reach us
+
+    def clear(self) -> None:
+        self._entries.clear()
 
     def get(self, clear: str) -> Caller | None:
+        if not self.listening:
+            return None
         entry = self._entries.get(clear)
         if entry is None or entry[0] < time.monotonic():
             return None
@@ -88,3 +104,49 @@ async def current_caller(request: Request) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+@asynccontextmanager
+async def revocations(cache: KeyCache, database_url: str) -> AsyncIterator[None]:
+    """LISTEN for revocations while the context is open; reconnect when the connection drops."""
+
+    def forget(*_: Any) -> None:
+        cache.clear()
+
+    def lost(*_: Any) -> None:
+        cache.listening = False
+        cache.clear()
+
+    connection: asyncpg.Connection | None = None
+
+    async def keep_listening() -> None:
+        nonlocal connection
+        while True:
+            if not cache.listening:
+                if connection is not None and not connection.is_closed():
+                    connection.terminate()
+                try:
+                    connection = await asyncpg.connect(**connect_args(database_url))
+                    await connection.add_listener(KEYS_CHANNEL, forget)
+                    connection.add_termination_listener(lost)
+                    cache.clear()
+                    cache.listening = True
+                except (OSError, asyncpg.PostgresError) as exc:
+                    log.warning(
+                        "LISTEN %s failed; keys are checked on every request: %r",
+                        KEYS_CHANNEL,
+                        exc,
+                    )
+            await asyncio.sleep(2.0)
+
+    task = asyncio.create_task(keep_listening())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        cache.listening = False
+        if connection is not None and not connection.is_closed():
+            with suppress(OSError, asyncpg.PostgresError):
+                await connection.close(timeout=2)
