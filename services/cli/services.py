@@ -14,8 +14,8 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 from types import FrameType
 
 import typer
@@ -34,7 +34,7 @@ from services.notify.service import notify_service
 from services.rules import api as rules_api
 from services.rules import worker as rules_worker
 from services.rules.reload import RulesetHolder, reload_on_sighup
-from services.rules.ruleset import load_ruleset
+from services.rules.ruleset import Ruleset, load_ruleset, record_ruleset
 from services.rules.silence import silence_schedule
 
 log = logging.getLogger("vroegsignaal.process")
@@ -45,9 +45,16 @@ def ingest_command(host: str = HOST, port: int = typer.Option(8000, help="Port."
     """The signal API (and, on the Kafka bus, the outbox relay)."""
 
     def build(config: Settings, url: str) -> FastAPI:
-        return create_app(
-            config, url, routers=[*ingest.routers(), *rules_api.routers()], relay=True
+        ruleset = checked(lambda: load_ruleset(config.ruleset))
+        app = create_app(
+            config,
+            url,
+            routers=[*ingest.routers(), *rules_api.routers()],
+            relay=True,
+            ready_needs_bus=False,  # signals wait in the outbox while Kafka is away
         )
+        app.state.no_alternative_share = ruleset.file.no_alternative_share
+        return app
 
     _run("ingest", build, host, port)
 
@@ -59,12 +66,14 @@ def rules_command(
     """The rules worker: signals in, assessments, alerts and coverage out (any number of them)."""
 
     def build(config: Settings, url: str) -> FastAPI:
-        holder = RulesetHolder(checked(lambda: load_ruleset(config.ruleset)), config.ruleset)
+        ruleset = checked(lambda: load_ruleset(config.ruleset))
+        holder = RulesetHolder(ruleset, config.ruleset)
         return create_app(
             config,
             url,
             subscriptions=[rules_worker.subscription(holder)],
             background=[
+                lambda app: _recorded(app, ruleset),
                 lambda app: silence_schedule(app.state.sessions, holder),
                 lambda app: reload_on_sighup(holder, app.state.sessions),
             ],
@@ -91,6 +100,15 @@ def notify_command(host: str = HOST, port: int = typer.Option(8001, help="Port."
         return app
 
     _run("notify", build, host, port)
+
+
+@asynccontextmanager
+async def _recorded(app: FastAPI, ruleset: Ruleset) -> AsyncIterator[None]:
+    """Record the ruleset this worker judges with (version, hash, when), as `up` does."""
+    async with app.state.sessions() as session, session.begin():
+        await record_ruleset(session, ruleset)
+    log.info("ruleset", extra={"version": ruleset.version, "rules": len(ruleset.rules)})
+    yield
 
 
 class _Server(uvicorn.Server):

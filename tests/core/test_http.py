@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.config import BusBackend, Settings
+from services.core.db.migrate import schema_head
 from services.core.http.app import create_app
 from services.core.reference import seed_reference_data
 
@@ -50,6 +52,33 @@ async def test_readiness_fails_while_the_kafka_bus_is_unreachable(database_url: 
         assert ready.status_code == 503
         assert ready.headers["Retry-After"] == "5"
         assert ready.json()["bus"].startswith("kafka: Kafka unreachable")
+
+
+async def test_the_signal_api_stays_ready_while_kafka_is_away(database_url: str) -> None:
+    """Signals wait in the outbox for the relay; only the report says the bus is away."""
+    settings = Settings(bus=BusBackend.KAFKA, kafka_bootstrap_servers="127.0.0.1:1")
+    async for client in client_for(create_app(settings, database_url, ready_needs_bus=False)):
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["bus"].startswith("kafka: Kafka unreachable")
+
+
+async def test_a_schema_migrated_ahead_by_newer_code_is_ready(
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """During a rolling upgrade the new release migrates first; old replicas keep serving."""
+    async with sessions() as session, session.begin():
+        await session.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    try:
+        async for client in client_for(create_app(Settings(), database_url)):
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["schema"].startswith("9999 (newer than this code's")
+    finally:
+        async with sessions() as session, session.begin():
+            await session.execute(
+                text("UPDATE alembic_version SET version_num = :head"), {"head": schema_head()}
+            )
 
 
 async def test_readiness_with_a_reachable_kafka_bus(

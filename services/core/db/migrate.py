@@ -29,6 +29,12 @@ def schema_head(url: str = "") -> str:
     return head
 
 
+def known_revisions(url: str = "") -> frozenset[str]:
+    """Every revision this code ships: a database at another one was migrated by newer code."""
+    script = ScriptDirectory.from_config(alembic_config(url))
+    return frozenset(r.revision for r in script.walk_revisions())
+
+
 async def _run(url: str, action: str, revision: str) -> None:
     engine = create_async_engine(async_url(url))
     try:

@@ -141,7 +141,7 @@ class Applier:
             group=self.subscription.group,
             event_id=event.id,
             event_type=event.type,
-            key=event.partition_key,
+            partition_key=event.partition_key,  # the department, for department events
         ):
             await self.subscription.handler(session, event)
 

@@ -14,7 +14,7 @@ from prometheus_client import make_asgi_app
 from services import __version__
 from services.core.config import Settings
 from services.core.db.engine import make_engine, make_sessions
-from services.core.db.migrate import schema_head
+from services.core.db.migrate import known_revisions, schema_head
 from services.core.events.bus import open_bus
 from services.core.events.consumer import Subscription
 from services.core.events.workers import running_bus
@@ -41,12 +41,14 @@ def create_app(
     subscriptions: Sequence[Subscription] = (),
     relay: bool = False,
     background: Sequence[Callable[[FastAPI], AbstractAsyncContextManager[object]]] = (),
+    ready_needs_bus: bool = True,
 ) -> FastAPI:
     """An app with health, reference lists and the given service routers, on its own engine.
 
     The process also runs its share of the bus: the consumers of `subscriptions` and, with
     `relay`, the outbox relay (needed on the Kafka bus only); and its `background` work (e.g. a
-    schedule), each a context that runs while the app does.
+    schedule), each a context that runs while the app does. `ready_needs_bus=False` keeps
+    `/readyz` at 200 while the bus is away (the signal API: the outbox keeps what comes in).
     """
 
     @asynccontextmanager
@@ -56,6 +58,8 @@ def create_app(
         app.state.engine = engine
         app.state.sessions = make_sessions(engine)
         app.state.schema_head = schema_head(database_url)
+        app.state.known_revisions = known_revisions(database_url)
+        app.state.ready_needs_bus = ready_needs_bus
         app.state.key_cache = KeyCache()
         app.state.rate_limiter = RateLimiter(
             rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
