@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.access import Caller
 from services.core.config import Settings
+from services.core.db.errors import in_transaction_retrying
 from services.core.domain import SignalSource
 from services.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.core.http.problems import problem
@@ -49,11 +50,21 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key given twice is ambiguous (which one counts?): refuse it rather than guess."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"the key {key[:60]!r} appears twice in one object")
+        found[key] = value
+    return found
+
+
 async def read_json(request: Request) -> Any:
     """The decoded body; malformed JSON, NaN, Infinity or absurd nesting is a 400."""
     raw = await request.body()
     try:
-        return json.loads(raw, parse_constant=_no_constants)
+        return json.loads(raw, parse_constant=_no_constants, object_pairs_hook=_no_duplicate_keys)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         SIGNALS_REJECTED.labels("malformed").inc()
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
@@ -108,45 +119,47 @@ async def store(request: Request, intake: Intake) -> JSONResponse:
     settings: Settings = request.app.state.settings
     received_at = now()
     caller = intake.caller
-    try:
-        async with sessions() as session, session.begin():
-            if intake.idempotency_key:
-                replay = await idempotency.claim(
-                    session,
-                    organisation_id=caller.organisation_id,
-                    key=intake.idempotency_key,
-                    fingerprint=intake.fingerprint,
-                    now=received_at,
-                    ttl=settings.idempotency_ttl,
-                )
-                if replay is not None:
-                    return JSONResponse(
-                        replay.body,
-                        status_code=replay.status,
-                        headers={"Idempotent-Replayed": "true"},
-                    )
-            stored = await record_signals(
+    stored: list[Any] = []
+
+    async def work(session: AsyncSession) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """The transaction; run again whole if PostgreSQL picks it as a deadlock's victim."""
+        if intake.idempotency_key:
+            replay = await idempotency.claim(
                 session,
-                caller=caller,
-                signals=intake.signals,
-                source=intake.source,
-                received_at=received_at,
-                batch=intake.batch,
-                directory=directory_of(request.app),
+                organisation_id=caller.organisation_id,
+                key=intake.idempotency_key,
+                fingerprint=intake.fingerprint,
+                now=received_at,
+                ttl=settings.idempotency_ttl,
             )
-            body = {
-                "accepted": len(stored),
-                "stored": sum(1 for item in stored if item.stored),
-                "signals": [item.as_dict() for item in stored],
-            }
-            if intake.idempotency_key:
-                await idempotency.remember(
-                    session,
-                    organisation_id=caller.organisation_id,
-                    key=intake.idempotency_key,
-                    status=202,
-                    body=body,
-                )
+            if replay is not None:
+                return replay.body, replay.status, {"Idempotent-Replayed": "true"}
+        stored[:] = await record_signals(
+            session,
+            caller=caller,
+            signals=intake.signals,
+            source=intake.source,
+            received_at=received_at,
+            batch=intake.batch,
+            directory=directory_of(request.app),
+        )
+        body = {
+            "accepted": len(stored),
+            "stored": sum(1 for item in stored if item.stored),
+            "signals": [item.as_dict() for item in stored],
+        }
+        if intake.idempotency_key:
+            await idempotency.remember(
+                session,
+                organisation_id=caller.organisation_id,
+                key=intake.idempotency_key,
+                status=202,
+                body=body,
+            )
+        return body, 202, {}
+
+    try:
+        body, status, headers = await in_transaction_retrying(sessions, work)
     except Forbidden:
         SIGNALS_REJECTED.labels("forbidden").inc()
         raise
@@ -159,6 +172,8 @@ async def store(request: Request, intake: Intake) -> JSONResponse:
     except InvalidInput:
         SIGNALS_REJECTED.labels("invalid").inc()
         raise
+    if headers:  # an idempotent replay: the first answer, again
+        return JSONResponse(body, status_code=status, headers=headers)
     for item in stored:
         if item.stored:
             SIGNALS_ACCEPTED.labels(item.kind, intake.source.value).inc()

@@ -142,13 +142,16 @@ async def record_signals(
     # then finds the row, so a signal is stored once however many times it is sent.
     # The table, not the ORM class: the ORM groups rows by which keys are None and would send
     # one statement per group; this is one multi-row INSERT for the whole batch.
+    # Rows in id order: two batches that share signals lock them in the same order, so they
+    # queue behind each other instead of deadlocking.
+    in_lock_order = sorted(rows, key=lambda row: str(row["id"]))
     signals_table = cast(Table, Signal.__table__)
     inserted = set(
         await session.scalars(
             insert(signals_table)
             .on_conflict_do_nothing(index_elements=["id"])
             .returning(signals_table.c.id),
-            rows,
+            in_lock_order,
         )
     )
     repeated = {row["id"]: row for row in rows if row["id"] not in inserted}

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.access import Caller
 from services.core.audit import record_audit
+from services.core.db.errors import in_transaction_retrying
 from services.core.db.models import (
     Alert,
     AlertEvent,
@@ -70,6 +71,8 @@ NOTE_MAX = 2000
 def _clean_note(value: str) -> str:
     """Free text for people: trimmed, printable, and never something shaped like a BSN."""
     value = value.strip()
+    if not value:
+        raise ValueError("the note is empty (only whitespace)")
     if any(ord(c) < 32 and c not in "\n\t" for c in value):
         raise ValueError("control characters are not allowed")
     if contains_bsn(value):
@@ -411,7 +414,8 @@ async def _act(
 ) -> AlertDetail:
     runtime = runtime_of(request)
     policy, now = runtime.policy(), runtime.clock()
-    async with sessions_of(request)() as session, session.begin():
+
+    async def work(session: AsyncSession) -> AlertDetail:
         context = await _visible_context(session, caller, alert_id, lock=True)
         alert = context.alert
         if alert.status is AlertStatus.RESOLVED:
@@ -448,6 +452,10 @@ async def _act(
         await session.flush()
         await record_events(session, [event])
         return await _detail(session, request, caller, context)
+
+    # Run again whole when PostgreSQL picks it as a deadlock's victim (the rules and the
+    # notifier write the same alerts): the caller gets an answer, not an error.
+    return await in_transaction_retrying(sessions_of(request), work)
 
 
 _ACTION_ERRORS = {

@@ -86,7 +86,7 @@ async def load_context(
     """The alert and its surroundings; `lock` holds its row to the end of the transaction."""
     query = select(Alert).where(Alert.id == alert_id)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     alert = (await session.execute(query)).scalar_one_or_none()
     if alert is None:
         return None

@@ -93,7 +93,7 @@ async def _open_alert(session: AsyncSession, department_id: uuid.UUID) -> Alert 
                 Alert.kind == AlertKind.DEPARTMENT,
                 Alert.status != AlertStatus.RESOLVED,
             )
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
     ).scalar_one_or_none()
 
@@ -182,7 +182,9 @@ async def lift_silence(request: Request, caller: CallerDep, silence_id: uuid.UUI
     now = runtime_of(request).clock()
     async with sessions_of(request)() as session, session.begin():
         silence = (
-            await session.execute(select(Silence).where(Silence.id == silence_id).with_for_update())
+            await session.execute(
+                select(Silence).where(Silence.id == silence_id).with_for_update(key_share=True)
+            )
         ).scalar_one_or_none()
         if silence is None:
             raise HTTPException(404, f"No silence with id {silence_id}.")

@@ -42,7 +42,9 @@ async def sweep_timers(
         async with sessions() as session, session.begin():
             alert = (
                 await session.execute(
-                    select(Alert).where(Alert.id == alert_id).with_for_update(skip_locked=True)
+                    select(Alert)
+                    .where(Alert.id == alert_id)
+                    .with_for_update(skip_locked=True, key_share=True)
                 )
             ).scalar_one_or_none()
             if alert is None or alert.status is AlertStatus.RESOLVED:
@@ -134,7 +136,7 @@ async def _silences_ended(sessions: async_sessionmaker[AsyncSession], now: datet
                 await session.execute(
                     select(Silence)
                     .where(Silence.id == silence_id)
-                    .with_for_update(skip_locked=True)
+                    .with_for_update(skip_locked=True, key_share=True)
                 )
             ).scalar_one_or_none()
             if silence is None or silence.ended_notified_at is not None:
@@ -147,7 +149,7 @@ async def _silences_ended(sessions: async_sessionmaker[AsyncSession], now: datet
                         Alert.department_id == silence.department_id,
                         Alert.status != AlertStatus.RESOLVED,
                     )
-                    .with_for_update()
+                    .with_for_update(key_share=True)
                 )
             ).scalar_one_or_none()
             if alert is None or await is_silenced(session, alert, now):

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.types import Uuid
 
 from services.core import metrics
+from services.core.db.errors import retryable
 from services.core.db.models import DeadLetter
 from services.core.events.envelope import Event
 from services.core.logs import bound
@@ -68,9 +69,10 @@ class BatchResult:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A lost connection is the infrastructure's fault, not the event's: it does not count."""
+    """A lost connection or a deadlock is the infrastructure's fault, not the event's: it does
+    not count as an attempt."""
     if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or isinstance(exc.orig, OSError)
+        return retryable(exc) or isinstance(exc.orig, OSError)
     return isinstance(exc, (OSError, ConnectionError, TimeoutError))
 
 

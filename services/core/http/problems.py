@@ -19,6 +19,7 @@ from sqlalchemy.exc import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.core.db.errors import retryable
 from services.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         # A connection lost mid-statement (the server restarted) is unavailability, not a bug:
-        # SQLAlchemy has discarded the connection, and a retry gets a fresh one.
-        if exc.connection_invalidated:
+        # SQLAlchemy has discarded the connection, and a retry gets a fresh one. So is a server
+        # still starting or shutting down (SQLSTATE class 57), a lost connection (08), and a
+        # deadlock or serialisation failure (40): nothing was stored, and a retry will do.
+        if retryable(exc):
             return await unavailable(request, exc)
         return await unexpected(request, exc)
 
@@ -134,7 +137,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(OSError)
     @app.exception_handler(TimeoutError)
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable: %s", type(exc).__name__)
+        detail = str(getattr(exc, "orig", exc)).splitlines()[:1]
+        log.warning("database unavailable: %s %s", type(exc).__name__, detail)
         response = problem(503, "The database is unavailable; nothing was stored. Retry later.")
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
