@@ -121,7 +121,7 @@ def digest_app(
     app = create_app(
         config,
         database_url,
-        routers=[*ingest.routers(), *rules_api.routers(), *notify.routers, *digest.routers],
+        routers=[*ingest.routers(), *rules_api.routers(), *notify.routers],
         subscriptions=[rules_worker.subscription(load_ruleset(), clock), notifier.subscription()],
         background=[notify.deliveries] if deliver else [],
     )
