@@ -3,30 +3,75 @@
 No I/O and no clock of its own, so every rule kind can be tested with a handful of reports and the
 whole ruleset benchmarked in microseconds. The worker around it loads the state and stores what
 comes out, including each rule's memory (how long its condition has held) for the next time.
+
+Why it is shaped as it is (bench/rules.py, docs/benchmarks.md "Rules"): the rules that can judge
+a department are picked once per ruleset for each cluster, care type and set of reported kinds
+(`_plan`), not filtered per call. Handing figures to the `cel` package costs about 2 µs per
+figure (each is converted into a CEL value), more than a whole rule, so conditions written in the
+common part of CEL run as closures over the figures (`conditions.py`), with CEL's own answers;
+every other condition, and any value those closures are not sure about, goes to the compiled CEL
+program. Explanations are rendered when they are read (`Reason.explanation`), from templates
+parsed once.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import cel
 
-from services.core.domain import Level, SignalKind
-from services.rules.explain import lookup, render
-from services.rules.ruleset import CompiledRule, Rule, RuleKind, Ruleset
-from services.rules.series import Point, days_until_limit, relative_change
+from services.core.domain import Cluster, Level, SignalKind
+from services.rules.conditions import Condition, Unsure
+from services.rules.explain import Template, compile_template, lookup, render_template
+from services.rules.ruleset import CompiledRule, RuleKind, Ruleset
+from services.rules.series import days_until_reached
 from services.rules.state import DepartmentState, RuleMemory, figures
 
 ORDER = {Level.OK: 0, Level.WATCH: 1, Level.THREATENED: 2, Level.CRITICAL: 3}
 WEIGHT = {Level.OK: 0, Level.WATCH: 1, Level.THREATENED: 3, Level.CRITICAL: 9}
-_REPORT_KINDS = tuple(SignalKind)
+_CONDITIONAL = (RuleKind.THRESHOLD, RuleKind.SUSTAINED, RuleKind.EVENT)
+# Members as module names: `RuleKind.TREND` is a descriptor lookup (~0.15 µs) on every use.
+_TREND, _FORECAST, _SILENCE = RuleKind.TREND, RuleKind.FORECAST, RuleKind.SILENCE
+_OK = Level.OK
+_FAILED = (KeyError, RuntimeError, ValueError, TypeError)  # what a CEL program raises
+_NUMBER = (int, float)  # a tuple, not `int | float`: that builds a new union at every call
 
 
-@dataclass(frozen=True)
+class Explanation(Mapping[str, str]):
+    """A reason's sentence per language, rendered when first read: a judgement that is not
+    stored, or not shown, never pays for its texts."""
+
+    __slots__ = ("_of", "_texts")
+
+    def __init__(
+        self, templates: Mapping[str, Template], seen: Mapping[str, Any], extra: Mapping[str, Any]
+    ) -> None:
+        self._of = (templates, seen, extra)
+        self._texts: dict[str, str] = {}
+
+    def __getitem__(self, language: str) -> str:
+        text = self._texts.get(language)
+        if text is None:
+            templates, seen, extra = self._of
+            text = render_template(templates[language], extra, seen, language)
+            self._texts[language] = text
+        return text
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._of[0])
+
+    def __len__(self) -> int:
+        return len(self._of[0])
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+@dataclass(frozen=True, init=False)
 class Reason:
     """Why a department is at a level: one rule that fired, with the figures behind it."""
 
@@ -39,14 +84,92 @@ class Reason:
     limit: float | None
     signal_ids: tuple[uuid.UUID, ...]
 
+    def __init__(
+        self,
+        rule_id: str,
+        kind: RuleKind,
+        level: Level,
+        signal_kinds: tuple[SignalKind, ...],
+        explanation: Mapping[str, str],
+        figures: Mapping[str, Any],
+        limit: float | None,
+        signal_ids: tuple[uuid.UUID, ...],
+    ) -> None:
+        # One update of the instance dict: a frozen dataclass's own __init__ calls
+        # `object.__setattr__` per field, half the cost of making a reason.
+        self.__dict__.update(
+            {
+                "rule_id": rule_id,
+                "kind": kind,
+                "level": level,
+                "signal_kinds": signal_kinds,
+                "explanation": explanation,
+                "figures": figures,
+                "limit": limit,
+                "signal_ids": signal_ids,
+            }
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Assessment:
+    """A department's judgement: its level, score and reasons, and each rule's memory."""
+
     level: Level
     score: int
     reasons: tuple[Reason, ...]
     memory: Mapping[str, RuleMemory] = field(default_factory=dict)
     ruleset_version: str = ""
+
+    def __init__(
+        self,
+        level: Level,
+        score: int,
+        reasons: tuple[Reason, ...],
+        memory: Mapping[str, RuleMemory] | None = None,
+        ruleset_version: str = "",
+    ) -> None:
+        # As `Reason`: one update of the instance dict, not a call per field.
+        self.__dict__.update(
+            {
+                "level": level,
+                "score": score,
+                "reasons": reasons,
+                "memory": {} if memory is None else memory,
+                "ruleset_version": ruleset_version,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One rule as the evaluation runs it: everything that does not change between calls."""
+
+    compiled: CompiledRule
+    id: str
+    kind: RuleKind
+    level: Level
+    signals: tuple[SignalKind, ...]
+    hold_reports: int  # 0: no hold in reports
+    hold_span: timedelta | None  # a hold in days
+    fast_when: Condition | None  # None: only the CEL program can answer
+    fast_limit: Condition | None
+    measure: tuple[SignalKind, str] | None
+    window: timedelta | None
+    rise: float
+    horizon: float
+    min_reports: int
+    days: int
+    min_kinds: int
+    floor: int  # composite: the rank a reason needs to count
+    templates: dict[str, Template]
+    cites: tuple[tuple[str, str, tuple[str, ...]], ...]  # (name, group, rest of the path)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    plain: tuple[tuple[Condition | None, _Step], ...]  # (its fast condition, the rule)
+    composites: tuple[_Step, ...]
 
 
 def evaluate(
@@ -57,179 +180,326 @@ def evaluate(
     trigger: SignalKind | None = None,
 ) -> Assessment:
     """Judge the department now; `trigger` is the kind of the signal that arrived (if any)."""
+    reports = state.reports
+    reported = frozenset(reports)
+    if not all(reports.values()):
+        reported = frozenset(kind for kind, series in reports.items() if series)
+    plan = _plan(ruleset, state.cluster, state.care_type, reported)
     seen = figures(state, now.date())
-    context = cel.Context(seen)
+    run = _Run(state, seen, now, trigger)
     reasons: list[Reason] = []
-    memory: dict[str, RuleMemory] = {}
-    composites: list[CompiledRule] = []
-    for compiled in ruleset.for_department(state.cluster.value, state.care_type):
-        rule = compiled.rule
-        if rule.kind is RuleKind.COMPOSITE:
-            composites.append(compiled)
-            continue
-        if rule.signals and not any(state.reports.get(kind) for kind in rule.signals):
-            continue  # nothing of its kind reported yet: it cannot hold
-        reason = _judge(compiled, state, seen, context, now, trigger, memory)
+    for condition, step in plan.plain:
+        if condition is not None:  # most rules, most of the time: a condition that fails
+            try:
+                if condition(seen) is not True:
+                    continue
+                reason = run.fired(step)
+            except Unsure:
+                reason = run.judge(step)
+        else:
+            reason = run.judge(step)
         if reason is not None:
             reasons.append(reason)
-    plain = list(reasons)  # composites count these, never each other
-    for compiled in composites:
-        reason = _composite(compiled, plain, seen)
-        if reason is not None:
-            reasons.append(reason)
-    level = max((r.level for r in reasons), key=ORDER.__getitem__, default=Level.OK)
-    reasons.sort(key=lambda r: (-ORDER[r.level], r.rule_id))
+    if not reasons:
+        return Assessment(_OK, 0, (), run.memory, ruleset.version)
+    if plan.composites:
+        plain = tuple(reasons)  # composites count these, never each other
+        for step in plan.composites:
+            reason = _composite(step, plain, seen)
+            if reason is not None:
+                reasons.append(reason)
+    level = max((r.level for r in reasons), key=ORDER.__getitem__)
+    if len(reasons) > 1:
+        reasons.sort(key=lambda r: (-ORDER[r.level], r.rule_id))
     return Assessment(
         level=level,
         score=sum(WEIGHT[r.level] for r in reasons),
         reasons=tuple(reasons),
-        memory=memory,
+        memory=run.memory,
         ruleset_version=ruleset.version,
     )
 
 
-def _holds(program: cel.Program | None, context: cel.Context) -> bool:
-    """A condition whose figures are missing (not reported) does not hold."""
-    if program is None:
-        return False
-    try:
-        return program.execute(context) is True
-    except (KeyError, RuntimeError, ValueError, TypeError):
-        return False
+def _plan(
+    ruleset: Ruleset, cluster: Cluster, care_type: str, reported: frozenset[SignalKind]
+) -> _Plan:
+    """The rules that can judge such a department, in file order (worked out once per ruleset).
+
+    A rule about signal kinds none of which has been reported cannot hold, so it is left out.
+    """
+    key = (cluster, care_type, reported)
+    plan: _Plan | None = ruleset.plans.get(key)
+    if plan is None:
+        plain: list[tuple[Condition | None, _Step]] = []
+        composites: list[_Step] = []
+        for compiled in ruleset.for_department(cluster.value, care_type):
+            rule = compiled.rule
+            if rule.kind is RuleKind.COMPOSITE:
+                composites.append(_step(ruleset, compiled))
+            elif not rule.signals or any(kind in reported for kind in rule.signals):
+                step = _step(ruleset, compiled)
+                plain.append((step.fast_when if step.kind in _CONDITIONAL else None, step))
+        plan = ruleset.plans[key] = _Plan(tuple(plain), tuple(composites))
+    return plan
 
 
-def _judge(
-    compiled: CompiledRule,
-    state: DepartmentState,
-    seen: Mapping[str, Any],
-    context: cel.Context,
-    now: datetime,
-    trigger: SignalKind | None,
-    memory: dict[str, RuleMemory],
-) -> Reason | None:
+def _step(ruleset: Ruleset, compiled: CompiledRule) -> _Step:
+    found: _Step | None = ruleset.plans.get(compiled.rule.id)
+    if found is not None:
+        return found
     rule = compiled.rule
-    extra: dict[str, Any] = {}
-    if rule.kind in (RuleKind.THRESHOLD, RuleKind.SUSTAINED, RuleKind.EVENT):
-        if not _holds(compiled.condition, context):
+    measure = None
+    if rule.measure:
+        kind_name, _, figure = rule.measure.partition(".")
+        measure = (SignalKind(kind_name), figure)
+    level = Level(rule.level)
+    step = _Step(
+        compiled=compiled,
+        id=rule.id,
+        kind=rule.kind,
+        level=level,
+        signals=rule.signals,
+        hold_reports=(rule.hold.reports or 0) if rule.hold is not None else 0,
+        hold_span=timedelta(days=rule.hold.days or 0)
+        if rule.hold is not None and rule.hold.reports is None
+        else None,
+        fast_when=compiled.fast_condition,
+        fast_limit=compiled.fast_limit,
+        measure=measure,
+        window=timedelta(days=rule.window_days or 0),
+        rise=rule.rise or 0,
+        horizon=rule.horizon_days or 0,
+        min_reports=rule.min_reports,
+        days=rule.days or 0,
+        min_kinds=rule.min_kinds or 2,
+        floor=ORDER[Level(rule.from_level or Level.WATCH)],
+        templates={
+            "nl": compile_template(rule.explain.nl),
+            "en": compile_template(rule.explain.en),
+        },
+        cites=tuple((name, *_split(name)) for name in compiled.cites),
+    )
+    ruleset.plans[rule.id] = step
+    return step
+
+
+def _split(name: str) -> tuple[str, tuple[str, ...]]:
+    group, *rest = name.split(".")
+    return group, tuple(rest)
+
+
+class _Run:
+    """One evaluation: the figures, each rule's memory, and a CEL context made only if needed."""
+
+    __slots__ = ("_context", "memory", "now", "seen", "state", "trigger")
+
+    def __init__(
+        self,
+        state: DepartmentState,
+        seen: dict[str, Any],
+        now: datetime,
+        trigger: SignalKind | None,
+    ) -> None:
+        self.state = state
+        self.seen = seen
+        self.now = now
+        self.trigger = trigger
+        self.memory: dict[str, RuleMemory] = {}
+        self._context: cel.Context | None = None
+
+    def context(self) -> cel.Context:
+        if self._context is None:
+            self._context = cel.Context(self.seen)
+        return self._context
+
+    def holds(self, step: _Step) -> bool:
+        """A condition whose figures are missing (not reported) does not hold."""
+        if step.fast_when is not None:
+            try:
+                return step.fast_when(self.seen) is True
+            except Unsure:
+                pass
+        program = step.compiled.condition
+        if program is None:
+            return False
+        try:
+            return program.execute(self.context()) is True
+        except _FAILED:
+            return False
+
+    def limit(self, step: _Step) -> float | None:
+        value: Any
+        if step.fast_limit is not None:
+            try:
+                value = step.fast_limit(self.seen)
+                return value if type(value) is float else None
+            except Unsure:
+                pass
+        program = step.compiled.limit
+        if program is None:
             return None
-        if not _held_long_enough(rule, state, now, trigger, memory):
+        try:
+            value = program.execute(self.context())
+        except _FAILED:
             return None
-    elif rule.kind is RuleKind.TREND:
-        points = _series(state, rule, since=now - timedelta(days=rule.window_days or 0))
-        change = relative_change(points)
-        if change is None or change < (rule.rise or 0):
+        return float(value) if isinstance(value, _NUMBER) and not isinstance(value, bool) else None
+
+    def fired(self, step: _Step) -> Reason | None:
+        """The reason of a rule whose condition holds, once it has held long enough.
+
+        Counts the reports in a row (or days) the condition held, and remembers it for next time.
+        """
+        before = self.state.memory.get(step.id)
+        if before is None:
+            current = RuleMemory(consecutive=1, since=self.now)
+        elif self.trigger is not None and self.trigger in step.signals:
+            current = RuleMemory(before.consecutive + 1, before.since)
+        else:
+            current = before  # a report of another kind neither counts nor breaks the run
+        self.memory[step.id] = current
+        if step.hold_reports:
+            if current.consecutive < step.hold_reports:
+                return None
+        elif step.hold_span is not None and self.now - current.since < step.hold_span:
             return None
-        extra = {"value": points[-1].value, "change": f"{change * 100:.0f} %"}
-    elif rule.kind is RuleKind.FORECAST:
-        limit = _limit(compiled, context)
-        points = _series(state, rule)[-max(rule.min_reports, 6) :]
-        if limit is None or len(points) < rule.min_reports:
+        return self._reason(step, {})
+
+    def judge(self, step: _Step) -> Reason | None:
+        kind = step.kind
+        extra: dict[str, Any]
+        if kind in _CONDITIONAL:
+            return self.fired(step) if self.holds(step) else None
+        if kind is _TREND:
+            found = self._trend(step)
+            if found is None:
+                return None
+            extra = {"value": found[0], "change": f"{found[1] * 100:.0f} %"}
+        elif kind is _FORECAST:
+            limit = self.limit(step)
+            if limit is None:
+                return None
+            times, values = self._last_values(step, limit)
+            if len(values) < step.min_reports:
+                return None
+            days = days_until_reached(times, values, limit)
+            if days is None or days > step.horizon:
+                return None
+            extra = {"value": values[-1], "limit": limit, "days": round(days)}
+        elif kind is _SILENCE:
+            newest = [series[-1].observed_at for series in self.state.reports.values() if series]
+            last = max(newest) if newest else self.state.registered_at
+            silent = (self.now - last).days
+            if silent < step.days:
+                return None
+            extra = {"days": silent}
+        else:
             return None
-        days = days_until_limit(points, limit)
-        if days is None or days > (rule.horizon_days or 0):
+        return self._reason(step, extra)
+
+    def _reason(self, step: _Step, extra: dict[str, Any]) -> Reason:
+        """The reason, citing the newest signal of each of the rule's kinds."""
+        reports = self.state.reports
+        signals = step.signals
+        if len(signals) == 1:  # the usual rule: one kind
+            series = reports.get(signals[0])
+            ids: tuple[uuid.UUID, ...] = (series[-1].id,) if series else ()
+        else:
+            ids = tuple(series[-1].id for kind in signals if (series := reports.get(kind)))
+        return _reason(step, self.seen, extra, signals, ids)
+
+    def _trend(self, step: _Step) -> tuple[float, float] | None:
+        """The newest value and the relative change over the window (first to last report;
+        `series.relative_change` worked out in place, without a `Point` per report)."""
+        assert step.measure is not None and step.window is not None
+        kind, figure = step.measure
+        reports = self.state.reports.get(kind, ())
+        since = self.now - step.window
+        first_at = -1
+        first = last = 0.0
+        for index, report in enumerate(reports):
+            if report.observed_at >= since:
+                value = report.data.get(figure)
+                if isinstance(value, _NUMBER) and not isinstance(value, bool):
+                    first_at, first = index, float(value)
+                    break
+        if first_at < 0:
             return None
-        extra = {"value": points[-1].value, "limit": limit, "days": round(days)}
-    elif rule.kind is RuleKind.SILENCE:
-        last = state.last_report_at() or state.registered_at
-        silent = (now - last).days
-        if silent < (rule.days or 0):
+        for report in reversed(reports[first_at + 1 :]):
+            if report.observed_at >= since:
+                value = report.data.get(figure)
+                if isinstance(value, _NUMBER) and not isinstance(value, bool):
+                    last = float(value)
+                    break
+        else:
+            return None  # one report in the window is no trend
+        if first <= 0:
             return None
-        extra = {"days": silent}
-    return _reason(compiled, state, seen, extra)
+        change = (last - first) / first
+        if change < step.rise:
+            return None
+        return last, change
+
+    def _last_values(self, step: _Step, limit: float) -> tuple[list[datetime], list[float]]:
+        """The newest reports of the measure, at most max(min_reports, 6), oldest first; none
+        when the newest is already at the limit (no forecast then: `days_until_reached`)."""
+        assert step.measure is not None
+        kind, figure = step.measure
+        wanted = max(step.min_reports, 6)
+        times: list[datetime] = []
+        values: list[float] = []
+        for report in reversed(self.state.reports.get(kind, ())):
+            value = report.data.get(figure)
+            if isinstance(value, _NUMBER) and not isinstance(value, bool):
+                if not values and value >= limit:
+                    return [], []
+                times.append(report.observed_at)
+                values.append(float(value))
+                if len(values) == wanted:
+                    break
+        times.reverse()
+        values.reverse()
+        return times, values
 
 
-def _held_long_enough(
-    rule: Rule,
-    state: DepartmentState,
-    now: datetime,
-    trigger: SignalKind | None,
-    memory: dict[str, RuleMemory],
-) -> bool:
-    """Count the reports in a row (or days) the condition held; remember it for next time."""
-    before = state.memory.get(rule.id)
-    counts = trigger is not None and trigger in rule.signals
-    if before is None:
-        current = RuleMemory(consecutive=1, since=now)
-    else:
-        current = RuleMemory(before.consecutive + (1 if counts else 0), before.since)
-    memory[rule.id] = current
-    hold = rule.hold
-    if hold is None:
-        return True
-    if hold.reports is not None:
-        return current.consecutive >= hold.reports
-    return now - current.since >= timedelta(days=hold.days or 0)
-
-
-def _series(state: DepartmentState, rule: Rule, since: datetime | None = None) -> list[Point]:
-    kind_name, _, figure = (rule.measure or "").partition(".")
-    points = []
-    for report in state.reports.get(SignalKind(kind_name), ()):
-        value = report.data.get(figure)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if since is None or report.observed_at >= since:
-            points.append(Point(report.observed_at, float(value)))
-    return points
-
-
-def _limit(compiled: CompiledRule, context: cel.Context) -> float | None:
-    if compiled.limit is None:
-        return None
-    try:
-        value = compiled.limit.execute(context)
-    except (KeyError, RuntimeError, ValueError, TypeError):
-        return None
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _composite(
-    compiled: CompiledRule, reasons: list[Reason], seen: Mapping[str, Any]
-) -> Reason | None:
+def _composite(step: _Step, reasons: tuple[Reason, ...], seen: Mapping[str, Any]) -> Reason | None:
     """Independent reasons from different signal kinds, together, raise the level."""
-    rule = compiled.rule
-    floor = ORDER[Level(rule.from_level or Level.WATCH)]
+    floor = step.floor
     kinds = {
         kind
         for reason in reasons
-        if ORDER[reason.level] >= floor and reason.kind is not RuleKind.SILENCE
+        if ORDER[reason.level] >= floor and reason.kind is not _SILENCE
         for kind in reason.signal_kinds
     }
-    if len(kinds) < (rule.min_kinds or 2):
+    if len(kinds) < step.min_kinds:
         return None
     extra = {"value": float(len(kinds)), "kinds": ", ".join(sorted(kinds))}
-    ids = tuple(i for r in reasons if set(r.signal_kinds) & kinds for i in r.signal_ids)
-    reason = _reason(compiled, None, seen, extra, signal_kinds=tuple(sorted(kinds)))
-    return Reason(**{**reason.__dict__, "signal_ids": tuple(dict.fromkeys(ids))})
+    ids = tuple(i for r in reasons if kinds.intersection(r.signal_kinds) for i in r.signal_ids)
+    return _reason(step, seen, extra, tuple(sorted(kinds)), tuple(dict.fromkeys(ids)))
 
 
 def _reason(
-    compiled: CompiledRule,
-    state: DepartmentState | None,
+    step: _Step,
     seen: Mapping[str, Any],
-    extra: Mapping[str, Any],
-    *,
-    signal_kinds: tuple[SignalKind, ...] | None = None,
+    extra: dict[str, Any],
+    kinds: tuple[SignalKind, ...],
+    ids: tuple[uuid.UUID, ...],
 ) -> Reason:
-    rule = compiled.rule
-    values = {**seen, **extra}
-    kinds = signal_kinds if signal_kinds is not None else rule.signals
-    cited = {name: value for name in compiled.cites if (value := lookup(seen, name)) is not None}
-    ids: tuple[uuid.UUID, ...] = ()
-    if state is not None:
-        latest = (state.latest(kind) for kind in kinds)
-        ids = tuple(report.id for report in latest if report is not None)
-    limit = extra.get("limit")
+    cited = {}
+    for name, group, rest in step.cites:
+        value = seen[group].get(rest[0]) if len(rest) == 1 else lookup(seen, name)
+        if value is not None:
+            cited[name] = value
+    limit = extra.pop("limit", None)
+    figures = {**cited, **extra}
+    if limit is not None:
+        extra["limit"] = limit
     return Reason(
-        rule_id=rule.id,
-        kind=rule.kind,
-        level=Level(rule.level),
-        signal_kinds=tuple(kinds),
-        explanation={
-            "nl": render(rule.explain.nl, values, "nl"),
-            "en": render(rule.explain.en, values, "en"),
-        },
-        figures={**cited, **{k: v for k, v in extra.items() if k != "limit"}},
-        limit=float(limit) if isinstance(limit, int | float) else None,
+        rule_id=step.id,
+        kind=step.kind,
+        level=step.level,
+        signal_kinds=kinds,
+        explanation=Explanation(step.templates, seen, extra),
+        figures=figures,
+        limit=float(limit) if isinstance(limit, _NUMBER) else None,
         signal_ids=ids,
     )

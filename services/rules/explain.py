@@ -42,3 +42,42 @@ def _format(value: Any, spec: str | None, language: str) -> str:
 def render(template: str, values: Mapping[str, Any], language: str) -> str:
     """The template with each `{name}` or `{name:spec}` replaced by its value."""
     return _FIELD.sub(lambda m: _format(lookup(values, m.group(1)), m.group(2), language), template)
+
+
+# A template parsed once: text, or a figure's path and its format.
+Template = tuple[str | tuple[tuple[str, ...], str | None], ...]
+
+
+def compile_template(template: str) -> Template:
+    """The template in pieces, so that rendering it is a join, not a regular expression."""
+    pieces: list[str | tuple[tuple[str, ...], str | None]] = []
+    at = 0
+    for match in _FIELD.finditer(template):
+        if match.start() > at:
+            pieces.append(template[at : match.start()])
+        pieces.append((tuple(match.group(1).split(".")), match.group(2)))
+        at = match.end()
+    if at < len(template):
+        pieces.append(template[at:])
+    return tuple(pieces)
+
+
+def render_template(
+    template: Template, first: Mapping[str, Any], then: Mapping[str, Any], language: str
+) -> str:
+    """As `render` over `{**then, **first}`, without building that dict."""
+    out = []
+    for piece in template:
+        if isinstance(piece, str):
+            out.append(piece)
+            continue
+        path, spec = piece
+        head = path[0]
+        node: Any = first[head] if head in first else then.get(head)
+        for part in path[1:]:
+            if not isinstance(node, Mapping) or part not in node:
+                node = None
+                break
+            node = node[part]
+        out.append(_format(node, spec, language))
+    return "".join(out)

@@ -1,7 +1,16 @@
-"""Loading a department's state for the engine: one query for the department, one for its reports.
+"""Loading a department's state for the engine: two statements, both written out in SQL.
 
-The reports are the newest of each kind (up to `PER_KIND`, over `HISTORY` at most): enough for
-every trend window and forecast of the ruleset, small enough to judge in microseconds.
+The first locks the department row and reads what does not change between judgements (its
+provider, region, care type, and the waiting-time norm of the day); the second, once the lock is
+held, reads what the last judgement left (the newest assessment, with the rule memory) and the
+reports. The reports are the newest of each kind (up to `PER_KIND`, over `HISTORY` at most): enough
+for every trend window and forecast of the ruleset, small enough to judge in microseconds.
+
+Why two and not one: a statement that waits for a row lock keeps the snapshot it started with, so
+reading the assessment in the locking statement could miss the one the lock holder was writing.
+Why SQL text rather than ORM queries: the worker loads a department per signal, and building and
+loading ORM statements cost it more CPU than the database spends answering them
+(docs/benchmarks.md, "Rules").
 """
 
 from __future__ import annotations
@@ -14,32 +23,64 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.db.models import (
-    Assessment,
-    CareType,
-    Department,
-    Organisation,
-    Region,
-    WaitingTimeNorm,
-)
+from services.core.db.models import WaitingTimeNorm
 from services.core.domain import Cluster, Level, SignalKind
 from services.rules.state import DepartmentState, Report, RuleMemory
 
 PER_KIND = 24
 HISTORY = timedelta(days=730)
 
-_REPORTS = text(
+# The department with what names it, and its norm today; `FOR NO KEY UPDATE OF d` when
+# locking: it does not wait for (or block) the foreign-key checks of signals being stored.
+_DEPARTMENT = """
+    SELECT d.id, d.code, d.region_id, d.scope, d.capacity, d.status, d.created_at,
+           o.agb_code, r.code AS region, c.code AS care_type, c.cluster, c.waiting_norms_apply,
+           n.aanmeldwachttijd_weeks, n.behandelwachttijd_weeks
+    FROM departments d
+    JOIN organisations o ON o.id = d.provider_id
+    JOIN regions r ON r.id = d.region_id
+    JOIN care_types c ON c.code = d.care_type_code
+    LEFT JOIN LATERAL (
+        SELECT w.aanmeldwachttijd_weeks, w.behandelwachttijd_weeks
+        FROM waiting_time_norms w
+        WHERE c.waiting_norms_apply AND w.valid_from <= :day
+          AND (w.valid_to IS NULL OR w.valid_to >= :day)
+        ORDER BY w.valid_from DESC
+        LIMIT 1
+    ) n ON true
+    WHERE d.id = :department
+"""
+_LOAD = text(_DEPARTMENT)
+_LOAD_LOCKED = text(_DEPARTMENT + "    FOR NO KEY UPDATE OF d\n")
+
+# The newest assessment, and the newest reports of each kind (as arrays, oldest first per kind).
+_HISTORY = text(
     """
-    SELECT id, kind, observed_at, data FROM (
-        SELECT s.id, s.kind, s.observed_at, s.data,
-               row_number() OVER (
-                   PARTITION BY s.kind ORDER BY s.observed_at DESC, s.received_at DESC
-               ) AS n
-        FROM signals s
-        WHERE s.department_id = :department AND s.observed_at >= :since
-    ) recent
-    WHERE n <= :per_kind
-    ORDER BY kind, observed_at, id
+    SELECT a.rule_memory, a.level, a.reasons, a.assessed_at,
+           s.ids, s.kinds, s.observed, s.datas
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+        SELECT rule_memory, level, reasons, assessed_at
+        FROM assessments
+        WHERE department_id = :department
+        ORDER BY assessed_at DESC, id DESC
+        LIMIT 1
+    ) a ON true
+    LEFT JOIN LATERAL (
+        SELECT array_agg(id ORDER BY kind, observed_at, id) AS ids,
+               array_agg(kind ORDER BY kind, observed_at, id) AS kinds,
+               array_agg(observed_at ORDER BY kind, observed_at, id) AS observed,
+               array_agg(data ORDER BY kind, observed_at, id) AS datas
+        FROM (
+            SELECT sg.id, sg.kind, sg.observed_at, sg.data,
+                   row_number() OVER (
+                       PARTITION BY sg.kind ORDER BY sg.observed_at DESC, sg.received_at DESC
+                   ) AS n
+            FROM signals sg
+            WHERE sg.department_id = :department AND sg.observed_at >= :since
+        ) recent
+        WHERE n <= :per_kind
+    ) s ON true
     """
 )
 
@@ -69,60 +110,82 @@ async def load_department(
     With `lock`, the department row is locked until the transaction ends, so that two judgements
     of one department (a signal and the silence check, say) follow one another.
     """
-    query = (
-        select(Department, Organisation.agb_code, Region.code, CareType)
-        .join(Organisation, Organisation.id == Department.provider_id)
-        .join(Region, Region.id == Department.region_id)
-        .join(CareType, CareType.code == Department.care_type_code)
-        .where(Department.id == department_id)
-    )
-    if lock:
-        query = query.with_for_update(of=Department)
-    row = (await session.execute(query)).one_or_none()
+    row = (
+        await session.execute(
+            _LOAD_LOCKED if lock else _LOAD, {"department": department_id, "day": now.date()}
+        )
+    ).one_or_none()
     if row is None:
         return None
-    department, agb, region_code, care_type = row
+    cluster = Cluster(row.cluster)
     facts = DepartmentFacts(
-        id=department.id,
-        code=department.code,
-        provider_agb=agb or "",
-        region=region_code,
-        region_id=department.region_id,
-        care_type=care_type.code,
-        cluster=Cluster(care_type.cluster),
-        scope=department.scope.value,
-        capacity=department.capacity,
-        active=department.status.value == "active",
+        id=department_id,
+        code=row.code,
+        provider_agb=row.agb_code or "",
+        region=row.region,
+        region_id=row.region_id,
+        care_type=row.care_type,
+        cluster=cluster,
+        scope=row.scope,
+        capacity=row.capacity,
+        active=row.status == "active",
     )
-    memory, previous = await _latest(session, department.id)
+    norms = None
+    if row.waiting_norms_apply and row.aanmeldwachttijd_weeks is not None:
+        norms = {
+            "aanmeld_weeks": float(row.aanmeldwachttijd_weeks),
+            "behandel_weeks": float(row.behandelwachttijd_weeks),
+        }
+    past = (
+        await session.execute(
+            _HISTORY, {"department": department_id, "since": now - HISTORY, "per_kind": PER_KIND}
+        )
+    ).one()
+    memory: dict[str, RuleMemory] = {}
+    previous = None
+    if past.level is not None:
+        memory = {
+            rule_id: RuleMemory(int(value["consecutive"]), datetime.fromisoformat(value["since"]))
+            for rule_id, value in past.rule_memory.items()
+        }
+        previous = Previous(Level(past.level), list(past.reasons), past.assessed_at)
     state = DepartmentState(
-        department_id=department.id,
-        care_type=care_type.code,
-        cluster=Cluster(care_type.cluster),
-        scope=department.scope.value,
-        capacity=department.capacity,
-        registered_at=department.created_at,
-        norms=await _norms(session, now.date()) if care_type.waiting_norms_apply else None,
-        reports=await _reports(session, department.id, now - HISTORY),
+        department_id=department_id,
+        care_type=row.care_type,
+        cluster=cluster,
+        scope=row.scope,
+        capacity=row.capacity,
+        registered_at=row.created_at,
+        norms=norms,
+        reports=_reports(past.ids, past.kinds, past.observed, past.datas),
         memory=memory,
     )
     return facts, state, previous
 
 
-async def _reports(
-    session: AsyncSession, department_id: uuid.UUID, since: datetime
+def _reports(
+    ids: list[uuid.UUID] | None,
+    kinds: list[str] | None,
+    observed: list[datetime] | None,
+    datas: list[dict[str, Any]] | None,
 ) -> dict[SignalKind, tuple[Report, ...]]:
-    rows = await session.execute(
-        _REPORTS, {"department": department_id, "since": since, "per_kind": PER_KIND}
-    )
+    """The reports per kind, oldest first, from the arrays (in kind order, then time)."""
+    if not ids or kinds is None or observed is None or datas is None:
+        return {}
     found: dict[SignalKind, list[Report]] = {}
-    for row in rows:
-        kind = SignalKind(row.kind)
-        found.setdefault(kind, []).append(Report(row.id, kind, row.observed_at, row.data))
+    current: list[Report] = []
+    last = None
+    for report_id, name, at, data in zip(ids, kinds, observed, datas, strict=True):
+        if name != last:
+            last = name
+            kind = SignalKind(name)
+            current = found.setdefault(kind, [])
+        current.append(Report(report_id, kind, at, data))
     return {kind: tuple(items) for kind, items in found.items()}
 
 
 async def _norms(session: AsyncSession, day: date) -> dict[str, float] | None:
+    """The waiting-time norm that applies on `day` (the dashboard asks for it too)."""
     norm = (
         await session.execute(
             select(WaitingTimeNorm)
@@ -148,27 +211,7 @@ class Previous:
 
     level: Level
     reasons: list[dict[str, Any]]
-
-
-async def _latest(
-    session: AsyncSession, department_id: uuid.UUID
-) -> tuple[dict[str, RuleMemory], Previous | None]:
-    """The rule memory of the latest assessment, and that assessment (one read)."""
-    row = (
-        await session.execute(
-            select(Assessment.rule_memory, Assessment.level, Assessment.reasons)
-            .where(Assessment.department_id == department_id)
-            .order_by(Assessment.assessed_at.desc(), Assessment.id.desc())
-            .limit(1)
-        )
-    ).one_or_none()
-    if row is None:
-        return {}, None
-    memory = {
-        rule_id: RuleMemory(int(value["consecutive"]), datetime.fromisoformat(value["since"]))
-        for rule_id, value in row.rule_memory.items()
-    }
-    return memory, Previous(Level(row.level), list(row.reasons))
+    assessed_at: datetime | None = None
 
 
 def memory_document(memory: dict[str, RuleMemory]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +26,7 @@ from services.core.db.models import RulesetVersion
 from services.core.domain import Cluster, Level, SignalKind
 from services.core.errors import InvalidInput
 from services.core.reference.files import packaged_care_types
+from services.rules.conditions import Condition, compile_condition
 
 PACKAGED = Path(__file__).with_name("default_ruleset.yaml")
 
@@ -167,6 +168,9 @@ class CompiledRule:
     condition: cel.Program | None
     limit: cel.Program | None
     cites: tuple[str, ...] = ()  # the figures its condition, limit, measure and text mention
+    # The same as closures over the figures, when the expression keeps to what they do (below).
+    fast_condition: Condition | None = None
+    fast_limit: Condition | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,9 @@ class Ruleset:
     _scoped: dict[tuple[str, str], tuple[CompiledRule, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # What evaluate.py works out once per ruleset: its plan per (cluster, care type, kinds
+    # reported) and each rule's step, kept with the ruleset so a reload starts afresh.
+    plans: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def for_department(self, cluster: str, care_type: str) -> tuple[CompiledRule, ...]:
         """The rules that judge departments of this cluster and care type (worked out once)."""
@@ -198,6 +205,16 @@ class Ruleset:
     @property
     def version(self) -> str:
         return self.file.version
+
+    def cel_only(self) -> Ruleset:
+        """The same ruleset with every condition and limit run by its CEL program alone (no
+        closures): the tests and bench/rules.py hold the two to the same answers."""
+        return replace(
+            self,
+            rules=tuple(replace(c, fast_condition=None, fast_limit=None) for c in self.rules),
+            _scoped={},
+            plans={},
+        )
 
 
 @dataclass(frozen=True)
@@ -285,8 +302,16 @@ def _compile(
                             f"unknown figure {{{name}}} in the explanation",
                         )
                     )
+        when, limit = programs.get("when"), programs.get("limit")
         compiled.append(
-            CompiledRule(rule, programs.get("when"), programs.get("limit"), _cited_names(rule))
+            CompiledRule(
+                rule,
+                when,
+                limit,
+                _cited_names(rule),
+                fast_condition=compile_condition(when),
+                fast_limit=compile_condition(limit),
+            )
         )
     known_care_types = {row.code for row in packaged_care_types()}
     for index, rule in enumerate(parsed.rules):

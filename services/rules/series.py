@@ -8,12 +8,13 @@ check it by hand. It says when the line reaches a limit, if it rises towards it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Point:
+class Point(NamedTuple):
+    """One report's value of a measure (a tuple: made several times per evaluation)."""
+
     at: datetime
     value: float
 
@@ -28,17 +29,36 @@ def relative_change(points: Sequence[Point]) -> float | None:
 def days_until_limit(points: Sequence[Point], limit: float) -> float | None:
     """Days from the last point until the fitted line reaches `limit`; None if it does not rise
     towards it, or if the last value is already at or past the limit (a threshold rule's job)."""
-    if len(points) < 2 or points[-1].value >= limit:
+    return days_until_reached([p.at for p in points], [p.value for p in points], limit)
+
+
+def days_until_reached(
+    times: Sequence[datetime], values: Sequence[float], limit: float
+) -> float | None:
+    """`days_until_limit` over the times and values apart (no `Point` made per report).
+
+    Two loops rather than five sums (it runs at every waiting-list judgement); the additions
+    happen in the order `sum()` does them, so the result is the same to the last bit.
+    """
+    n = len(values)
+    if n < 2 or values[-1] >= limit:
         return None
-    origin = points[0].at
-    xs = [(p.at - origin).total_seconds() / 86400 for p in points]
-    ys = [p.value for p in points]
-    n = len(points)
-    mean_x, mean_y = sum(xs) / n, sum(ys) / n
-    spread = sum((x - mean_x) ** 2 for x in xs)
+    origin = times[0]
+    xs = []
+    sum_x = sum_y = 0.0
+    for at, value in zip(times, values, strict=True):
+        x = (at - origin).total_seconds() / 86400
+        xs.append(x)
+        sum_x += x
+        sum_y += value
+    mean_x, mean_y = sum_x / n, sum_y / n
+    spread = covariance = 0.0
+    for x, value in zip(xs, values, strict=True):
+        spread += (x - mean_x) ** 2
+        covariance += (x - mean_x) * (value - mean_y)
     if spread == 0:
         return None  # all reports on one day: no direction
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+    slope = covariance / spread
     if slope <= 0:
         return None
     fitted_last = mean_y + slope * (xs[-1] - mean_x)

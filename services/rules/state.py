@@ -19,6 +19,16 @@ from services.core.domain import Cluster, SignalKind
 # Care that cannot run without a psychiatrist (the rules may ask `department.needs_psychiatrist`).
 PSYCHIATRIST_CLUSTERS = frozenset({Cluster.ACUTE, Cluster.CLINICAL, Cluster.SECURE})
 PSYCHIATRIST_CARE_TYPES = frozenset({"outreach.fact"})
+_NUMBER = (int, float)  # a tuple, not `int | float`: that builds a new union at every call
+# Enum members and their values looked up once: `SignalKind.STAFFING` and `.value` are descriptor
+# calls, each about as dear as building a small dict, and `figures` runs at every evaluation.
+_CLUSTER_NAMES = {cluster: cluster.value for cluster in Cluster}
+_STAFFING, _WAITLIST, _CAPACITY = SignalKind.STAFFING, SignalKind.WAITLIST, SignalKind.CAPACITY
+_ADMISSION_STOP, _CLOSURE, _CONTRACT = (
+    SignalKind.ADMISSION_STOP,
+    SignalKind.CLOSURE,
+    SignalKind.CONTRACT,
+)
 
 
 @dataclass(frozen=True)
@@ -31,12 +41,17 @@ class Report:
     data: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RuleMemory:
     """How long a rule's condition has held: reports in a row, and since when."""
 
     consecutive: int
     since: datetime
+
+    def __init__(self, consecutive: int, since: datetime) -> None:
+        # The instance dict at once: a frozen dataclass's own __init__ calls
+        # `object.__setattr__` per field, which costs more than the rest of making one.
+        self.__dict__.update({"consecutive": consecutive, "since": since})
 
 
 @dataclass(frozen=True)
@@ -67,7 +82,7 @@ class DepartmentState:
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBER):
         return float(value)
     return None
 
@@ -84,7 +99,10 @@ def _day(value: Any) -> date | None:
 
 
 def _numbers(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: n for k, v in data.items() if (n := _number(v)) is not None}
+    """The numbers of a report as doubles (as `_number`, inlined: this runs per evaluation)."""
+    return {
+        k: float(v) for k, v in data.items() if isinstance(v, _NUMBER) and not isinstance(v, bool)
+    }
 
 
 def _share(part: float | None, whole: float | None) -> float | None:
@@ -94,30 +112,38 @@ def _share(part: float | None, whole: float | None) -> float | None:
 
 
 def figures(state: DepartmentState, today: date) -> dict[str, Any]:
-    """The variables of a CEL condition for this department today."""
+    """The variables of a CEL condition for this department today (every evaluation makes them:
+    each kind's newest report is looked up once, without a call per kind)."""
     department: dict[str, Any] = {
         "care_type": state.care_type,
-        "cluster": state.cluster.value,
+        "cluster": _CLUSTER_NAMES.get(state.cluster) or state.cluster.value,
         "scope": state.scope,
         "needs_psychiatrist": state.needs_psychiatrist,
     }
     if state.capacity is not None:
         department["capacity"] = float(state.capacity)
+    norms = state.norms
     seen: dict[str, Any] = {
         "department": department,
-        "norm": dict(state.norms or {}),
-        **{kind.value: {} for kind in SignalKind},
+        "norm": dict(norms) if norms else {},
+        "staffing": {},
+        "waitlist": {},
+        "capacity": {},
+        "admission_stop": {},
+        "closure": {},
+        "contract": {},
     }
-    if report := state.latest(SignalKind.STAFFING):
-        staffing = _numbers(report.data)
+    reports = state.reports
+    if series := reports.get(_STAFFING):
+        staffing = _numbers(series[-1].data)
         vacancy = _share(staffing.get("vacancies_fte"), staffing.get("fte_budgeted"))
         if vacancy is not None:
             staffing["vacancy_pct"] = vacancy
         seen["staffing"] = staffing
-    if report := state.latest(SignalKind.WAITLIST):
-        seen["waitlist"] = _numbers(report.data)
-    if report := state.latest(SignalKind.CAPACITY):
-        capacity = _numbers(report.data)
+    if series := reports.get(_WAITLIST):
+        seen["waitlist"] = _numbers(series[-1].data)
+    if series := reports.get(_CAPACITY):
+        capacity = _numbers(series[-1].data)
         total, closed = capacity.get("beds_total"), capacity.get("beds_closed", 0.0)
         open_beds = total - closed if total is not None else None
         occupancy = _share(capacity.get("beds_occupied"), open_beds)
@@ -127,18 +153,20 @@ def figures(state: DepartmentState, today: date) -> dict[str, Any]:
         if closed_share is not None:
             capacity["closed_pct"] = closed_share
         seen["capacity"] = capacity
-    if report := state.latest(SignalKind.ADMISSION_STOP):
-        seen["admission_stop"] = _admission_stop(state, report, today)
-    if report := state.latest(SignalKind.CLOSURE):
-        closure: dict[str, Any] = {"scope": str(report.data.get("scope", "full"))}
-        if (when := _day(report.data.get("effective_date"))) is not None:
+    if series := reports.get(_ADMISSION_STOP):
+        seen["admission_stop"] = _admission_stop(state, series[-1], today)
+    if series := reports.get(_CLOSURE):
+        data = series[-1].data
+        closure: dict[str, Any] = {"scope": str(data.get("scope", "full"))}
+        if (when := _day(data.get("effective_date"))) is not None:
             closure["days_until"] = float((when - today).days)
-        if (lost := _number(report.data.get("capacity_lost"))) is not None:
+        if (lost := _number(data.get("capacity_lost"))) is not None:
             closure["capacity_lost"] = lost
         seen["closure"] = closure
-    if report := state.latest(SignalKind.CONTRACT):
-        contract: dict[str, Any] = {"status": str(report.data.get("status", ""))}
-        if (when := _day(report.data.get("effective_date"))) is not None:
+    if series := reports.get(_CONTRACT):
+        data = series[-1].data
+        contract: dict[str, Any] = {"status": str(data.get("status", ""))}
+        if (when := _day(data.get("effective_date"))) is not None:
             contract["days_until_effective"] = float((when - today).days)
         seen["contract"] = contract
     return seen
@@ -153,7 +181,7 @@ def _admission_stop(state: DepartmentState, report: Report, today: date) -> dict
     start = _day(report.data.get("since"))
     if start is None:
         start = report.observed_at.date()
-        for earlier in reversed(state.reports.get(SignalKind.ADMISSION_STOP, ())):
+        for earlier in reversed(state.reports.get(_ADMISSION_STOP, ())):
             if not earlier.data.get("active"):
                 break
             start = earlier.observed_at.date()

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db.models import Assessment as StoredAssessment
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 GROUP = "rules"
 Clock = Callable[[], datetime]
+_STORE = insert(cast(Table, StoredAssessment.__table__))
 
 
 def _utcnow() -> datetime:
@@ -86,20 +88,22 @@ async def judge(
     )
     if not changed and not store_unchanged:
         return assessment
-    session.add(
-        StoredAssessment(
-            department_id=department_id,
-            signal_id=signal_id,
-            level=assessment.level,
-            score=Decimal(assessment.score),
-            reasons=reasons,
-            no_alternative=alone,
-            rule_memory=memory_document(dict(assessment.memory)),
-            ruleset_version=assessment.ruleset_version,
-            assessed_at=now,
-        )
+    # One INSERT, at once (the alert's hysteresis counts this assessment): a Core statement, not
+    # an ORM object and a flush, which cost the worker more than the row itself.
+    await session.execute(
+        _STORE,
+        {
+            "department_id": department_id,
+            "signal_id": signal_id,
+            "level": assessment.level,
+            "score": Decimal(assessment.score),
+            "reasons": reasons,
+            "no_alternative": alone,
+            "rule_memory": memory_document(dict(assessment.memory)),
+            "ruleset_version": assessment.ruleset_version,
+            "assessed_at": now,
+        },
     )
-    await session.flush()  # the alert's hysteresis counts this assessment
     events = []
     if changed:
         events.append(_changed_event(facts, assessment, reasons, previous, now, signal_id, alone))
@@ -113,12 +117,20 @@ async def judge(
         signal_id=signal_id,
         no_alternative=alone,
     )
+    # The cell as a fresh read would find it now: the cell lock is held since before `cell` was
+    # read, so only this department's level has moved (to what was just stored, unless an
+    # assessment dated later than `now` was already there: the newest one counts).
+    if previous is not None and previous.assessed_at is not None and previous.assessed_at > now:
+        stored_level = previous.level
+    else:
+        stored_level = assessment.level
     events += await follow_cell(
         session,
-        await load_cell(session, facts),
+        with_member(cell, facts.id, stored_level),
         now,
         share=share,
         ruleset_version=assessment.ruleset_version,
+        hysteresis_reports=ruleset.file.hysteresis_reports,
     )
     await record_events(session, events)  # once, at the end: the log's partition lock
     return assessment

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -95,16 +95,22 @@ async def test_coverage_across_departments_and_regions_through_the_worker(
         )
     big, groningen = world.departments["HIC-ZWOLLE"], world.departments["HIC-GRN"]
 
-    async def stop(department: uuid.UUID) -> Level:
-        """An admission stop at an acute ward: threatened at once by the default ruleset."""
+    async def stop(department: uuid.UUID, active: bool = True, later: int = 0) -> Level:
+        """An admission stop at an acute ward: threatened at once by the default ruleset.
+
+        `later` minutes on: a lifted stop must be newer than the stop it lifts."""
+        at = now + timedelta(minutes=later)
         async with sessions() as session, session.begin():
+            data: dict[str, object] = {"active": active}
+            if active:
+                data["since"] = now.date().isoformat()
             signal = Signal(
                 id=uuid.uuid4(),
                 department_id=department,
                 kind=SignalKind.ADMISSION_STOP,
-                observed_at=now,
-                received_at=now,
-                data={"active": True, "since": now.date().isoformat()},
+                observed_at=at,
+                received_at=at,
+                data=data,
                 source=SignalSource.API,
                 submitted_by_id=(await session.get(Department, department)).provider_id,  # type: ignore[union-attr]
                 body_hash="test",
@@ -115,7 +121,7 @@ async def test_coverage_across_departments_and_regions_through_the_worker(
                 session,
                 ruleset,
                 department,
-                now,
+                at,
                 trigger=SignalKind.ADMISSION_STOP,
                 signal_id=signal.id,
             )
@@ -155,6 +161,24 @@ async def test_coverage_across_departments_and_regions_through_the_worker(
             .all()
         )
     assert len(gaps) == 2 and all(g.status is AlertStatus.OPEN for g in gaps)
+
+    async def ijssel_vecht_gap() -> Alert:
+        async with sessions() as session:
+            return (
+                await session.execute(
+                    select(Alert).where(
+                        Alert.kind == AlertKind.COVERAGE, Alert.region_id == small.region_id
+                    )
+                )
+            ).scalar_one()
+
+    # The small one admits again: no gap any more, but the alert waits for the hysteresis
+    # (two reports by default), so a ward that hovers does not open and close alerts.
+    assert await stop(small.id, active=False, later=1) is Level.OK
+    assert (await ijssel_vecht_gap()).status is AlertStatus.OPEN
+    assert await stop(small.id, active=False, later=2) is Level.OK
+    closed = await ijssel_vecht_gap()
+    assert closed.status is AlertStatus.RESOLVED and closed.resolution == "recovered"
 
 
 async def test_the_coverage_api_is_scoped_by_role(

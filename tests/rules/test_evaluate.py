@@ -3,18 +3,25 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import cel
 import pytest
 
 from services.core.domain import Cluster, Level, SignalKind
+from services.core.reference.files import packaged_care_types
+from services.rules.cases import department_state, load_cases
+from services.rules.conditions import ERROR, Unsure, compile_condition
 from services.rules.evaluate import Assessment, evaluate
+from services.rules.explain import compile_template, render, render_template
 from services.rules.ruleset import Ruleset, load_ruleset
-from services.rules.state import DepartmentState, Report
+from services.rules.series import Point, days_until_limit
+from services.rules.state import DepartmentState, Report, RuleMemory
 
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -280,3 +287,324 @@ def test_composite_raises_when_two_kinds_agree(ruleset: Ruleset) -> None:
     assert ids(assessment)[0] == "composite.two_kinds"
     assert assessment.reasons[0].explanation["nl"] == "Meerdere signalen (staffing, waitlist)"
     assert assessment.score == 3 + 1 + 1
+
+
+# --- The fast paths give the same answers as the plain ones ------------------------------------
+# Conditions run as closures over the figures (services/rules/conditions.py) must answer as their
+# CEL programs do; the evaluation must come out the same with them as with CEL alone.
+
+DEFAULT = load_ruleset()
+CASES = Path(__file__).with_name("default_cases.yaml")
+
+# Expressions at the edges of what the closures do: CEL's error absorption by && and ||, types
+# that do not mix, NaN, division by zero, precedence, negation.
+AWKWARD = (
+    "staffing.sick_leave_pct >= 8.0",
+    "has(staffing.sick_leave_pct) || staffing.temp_staff_pct > 20.0",
+    "staffing.missing > 1.0 || staffing.sick_leave_pct > 1.0",
+    "staffing.missing > 1.0 && false",
+    "!(staffing.sick_leave_pct > 8.0) && has(staffing.fte_budgeted)",
+    "!staffing.sick_leave_pct",
+    "staffing.sick_leave_pct && true",
+    "closure.scope == 1.0 || closure.scope == 'full'",
+    "closure.scope < 1.0",
+    "closure.scope < 'g' && closure.scope != \"partial\"",
+    "department.needs_psychiatrist == true && department.scope == 'regional'",
+    "department.needs_psychiatrist > false",
+    "-staffing.vacancy_pct < -10.0 == true",
+    "staffing.vacancies_fte / staffing.fte_budgeted * 100.0 >= 10.0",
+    "staffing.vacancies_fte / 0.0 > 1.0",
+    "staffing.fte_budgeted - staffing.fte_filled + 0.5 > 2.0e0",
+    "waitlist.waiting_over_norm_count >= 0.5 * waitlist.waiting_count",
+    "waitlist.behandelwachttijd_weeks > norm.behandel_weeks || waitlist.x > norm.y",
+    "capacity.occupancy_pct",
+    "norm.behandel_weeks",
+    "(staffing.sick_leave_pct + 1.0) * 2.0",
+    "1.0 < 2.0 < 3.0",
+)
+# Expressions the closures leave to CEL: integers, functions, macros, deeper paths, and more.
+OUTSIDE = (
+    "staffing.sick_leave_pct >= 8",
+    "size(staffing) > 0",
+    "staffing.exists(k, k == 'x')",
+    "has(staffing.a.b)",
+    "staffing.a.b > 1.0",
+    "'full' in closure",
+    "staffing['sick_leave_pct'] > 8.0",
+    "has(staffing.sick_leave_pct) ? staffing.sick_leave_pct > 8.0 : false",
+    "staffing.sick_leave_pct >= double(8)",
+    "closure.scope == null",
+    "r'full' == closure.scope",
+    "staffing.sick_leave_pct >= .5",
+)
+_GROUPS = {
+    "staffing": (
+        "sick_leave_pct",
+        "temp_staff_pct",
+        "vacancy_pct",
+        "vacancies_fte",
+        "fte_budgeted",
+    ),
+    "waitlist": ("waiting_count", "waiting_over_norm_count", "behandelwachttijd_weeks", "x"),
+    "capacity": ("occupancy_pct", "closed_pct", "out_of_area_placements"),
+    "closure": ("scope", "days_until", "capacity_lost"),
+    "contract": ("status", "days_until_effective"),
+    "admission_stop": ("active", "days_active"),
+    "norm": ("behandel_weeks", "aanmeld_weeks", "y"),
+    "department": ("needs_psychiatrist", "scope", "care_type", "capacity"),
+}
+_VALUES = (
+    0.0,
+    -0.0,
+    8.0,
+    7.999,
+    10.0,
+    15.0,
+    25.0,
+    100.0,
+    1e308,
+    float("inf"),
+    float("nan"),
+    -3.5,
+    "full",
+    "partial",
+    "regional",
+    "at_risk",
+    "",
+    True,
+    False,
+    8,
+    0,
+)
+
+
+def random_figures(rng: random.Random) -> dict[str, dict[str, Any]]:
+    """Figures as a condition sees them, and some it never gets (ints), each maybe missing."""
+    return {
+        group: {name: rng.choice(_VALUES) for name in names if rng.random() < 0.7}
+        for group, names in _GROUPS.items()
+    }
+
+
+def cel_answer(program: cel.Program, seen: dict[str, Any]) -> Any:
+    try:
+        return program.execute(cel.Context(seen))
+    except (KeyError, RuntimeError, ValueError, TypeError):
+        return CEL_ERROR
+
+
+CEL_ERROR = object()
+
+
+def same(fast: Any, slow: Any) -> bool:
+    """The closure's value against the program's: errors alike, NaN alike, bools as bools."""
+    if fast is ERROR or slow is CEL_ERROR:
+        return fast is ERROR and slow is CEL_ERROR
+    if isinstance(fast, float) and isinstance(slow, float) and fast != fast:
+        return slow != slow
+    return type(fast) is type(slow) and fast == slow
+
+
+def programs_to_check() -> list[cel.Program]:
+    found = [
+        program
+        for compiled in DEFAULT.rules
+        for program in (compiled.condition, compiled.limit)
+        if program is not None
+    ]
+    return found + [cel.compile(source) for source in AWKWARD]
+
+
+def test_closures_answer_as_the_cel_programs_do() -> None:
+    rng = random.Random(20261101)  # noqa: S311 - repeatable test data
+    checked = unsure = 0
+    for program in programs_to_check():
+        closure = compile_condition(program)
+        assert closure is not None, program.source
+        for _ in range(300):
+            seen = random_figures(rng)
+            try:
+                fast = closure(seen)
+            except Unsure:
+                unsure += 1  # evaluate() asks the CEL program then
+                continue
+            assert same(fast, cel_answer(program, seen)), (program.source, seen)
+            checked += 1
+    assert checked > 5000 and unsure > 0, "both paths should have been taken"
+
+
+def test_expressions_beyond_the_closures_are_left_to_cel() -> None:
+    for source in OUTSIDE:
+        assert compile_condition(cel.compile(source)) is None, source
+    assert all(
+        compiled.fast_condition is not None for compiled in DEFAULT.rules if compiled.condition
+    )
+
+
+def evaluation_facts(assessment: Assessment) -> tuple[Any, ...]:
+    """Everything an assessment says, with the explanations rendered."""
+    return (
+        assessment.level,
+        assessment.score,
+        assessment.ruleset_version,
+        dict(assessment.memory),
+        [
+            (
+                r.rule_id,
+                r.kind,
+                r.level,
+                r.signal_kinds,
+                dict(r.explanation),
+                dict(r.figures),
+                r.limit,
+                r.signal_ids,
+            )
+            for r in assessment.reasons
+        ],
+    )
+
+
+def test_closures_and_cel_alone_judge_the_expert_cases_alike() -> None:
+    """Every step of every case in default_cases.yaml, with and without the closures."""
+    slow = DEFAULT.cel_only()
+    cases, _ = load_cases(CASES)
+    steps = 0
+    for case in cases.cases:
+        reports: list[Report] = []
+        memory: dict[str, RuleMemory] = {}
+        for index, signal in enumerate(sorted(case.signals, key=lambda s: str(s.observed_at))):
+            at = (
+                datetime.combine(signal.observed_at, datetime.min.time(), UTC)
+                if not isinstance(signal.observed_at, datetime)
+                else signal.observed_at
+            )
+            reports.append(Report(uuid.UUID(int=index), signal.kind, at, signal.data))
+            state = department_state(case, reports, memory)
+            fast = evaluate(state, DEFAULT, at, trigger=signal.kind)
+            assert evaluation_facts(fast) == evaluation_facts(
+                evaluate(state, slow, at, trigger=signal.kind)
+            ), case.name
+            memory = dict(fast.memory)
+            steps += 1
+    assert steps >= 22
+
+
+def random_department(rng: random.Random) -> DepartmentState:
+    """A department of any care type with a random history of every kind of report."""
+    row = rng.choice(packaged_care_types())
+    reports: dict[SignalKind, tuple[Report, ...]] = {}
+    for kind in rng.sample(list(SignalKind), rng.randint(0, 6)):
+        count = rng.randint(1, 14)
+        reports[kind] = tuple(
+            report(
+                kind, rng.choice([30, 29, 7]) * (count - n) + rng.random(), **random_data(kind, rng)
+            )
+            for n in range(count)
+        )
+    return DepartmentState(
+        department_id=uuid.uuid4(),
+        care_type=row.code,
+        cluster=Cluster(row.cluster),
+        scope=rng.choice(["regional", "supra_regional"]),
+        capacity=rng.choice([None, 10, 24]),
+        registered_at=NOW - timedelta(days=50),
+        norms={"aanmeld_weeks": 4.0, "behandel_weeks": 10.0} if row.waiting_norms_apply else None,
+        reports=reports,
+        memory={
+            rule: RuleMemory(rng.randint(1, 4), NOW - timedelta(days=rng.randint(0, 60)))
+            for rule in rng.sample([c.rule.id for c in DEFAULT.rules], rng.randint(0, 4))
+        },
+    )
+
+
+def random_data(kind: SignalKind, rng: random.Random) -> dict[str, Any]:
+    def some(*options: Any) -> Any:
+        return rng.choice(options)
+
+    day = (NOW + timedelta(days=rng.randint(-40, 200))).date().isoformat()
+    found: dict[str, Any] = {
+        SignalKind.STAFFING: {
+            "fte_budgeted": some(30.0, 20, 0.0),
+            "vacancies_fte": some(0, 3.0, 6.0, rng.uniform(0, 8)),
+            "sick_leave_pct": some(8, 7.99, rng.uniform(0, 15), float("nan")),
+            "temp_staff_pct": rng.uniform(0, 40),
+            "psychiatrist_fte": some(0, 0.0, 2.5, True),
+            "unfilled_shifts_pct": some(5, 10.0, rng.uniform(0, 15)),
+        },
+        SignalKind.WAITLIST: {
+            "waiting_count": some(0, rng.randint(1, 100), "12"),
+            "aanmeldwachttijd_weeks": some(4, 4.5, rng.uniform(0, 9)),
+            "behandelwachttijd_weeks": some(10, rng.uniform(0, 15), float("inf")),
+            "waiting_over_norm_count": rng.randint(0, 60),
+        },
+        SignalKind.CAPACITY: {
+            "beds_total": some(0, 10, 24),
+            "beds_occupied": rng.randint(0, 24),
+            "beds_closed": some(0, 10, 24, rng.randint(0, 5)),
+            "out_of_area_placements": rng.randint(0, 3),
+        },
+        SignalKind.ADMISSION_STOP: {"active": rng.random() < 0.7, "since": some(None, day)},
+        SignalKind.CLOSURE: {"effective_date": day, "scope": some("full", "partial")},
+        SignalKind.CONTRACT: {
+            "status": some("at_risk", "not_renewed", "contracted"),
+            "effective_date": day,
+        },
+    }[kind]
+    return {k: v for k, v in found.items() if v is not None and rng.random() < 0.85}
+
+
+def test_closures_and_cel_alone_judge_random_departments_alike() -> None:
+    rng = random.Random(7)  # noqa: S311 - repeatable test data
+    slow = DEFAULT.cel_only()
+    for _ in range(400):
+        state = random_department(rng)
+        trigger = rng.choice([None, *state.reports])
+        now = NOW + timedelta(days=rng.choice([0, 10, 60]))
+        fast = evaluate(state, DEFAULT, now, trigger=trigger)
+        assert evaluation_facts(fast) == evaluation_facts(
+            evaluate(state, slow, now, trigger=trigger)
+        )
+
+
+def test_explanations_are_rendered_when_read_as_render_does() -> None:
+    values = {
+        "staffing": {"sick_leave_pct": 9.25, "vacancies_fte": 3.0},
+        "closure": {"days_until": 44.0},
+        "department": {"needs_psychiatrist": True},
+    }
+    extra = {"value": 4.0, "change": "31 %", "days": 12, "kinds": "staffing, waitlist"}
+    for compiled in DEFAULT.rules:
+        for language in ("nl", "en"):
+            text = getattr(compiled.rule.explain, language)
+            expected = render(text, {**values, **extra}, language)
+            assert render_template(compile_template(text), extra, values, language) == expected
+
+
+def test_the_forecast_fits_the_same_line_as_five_sums() -> None:
+    """`days_until_limit`'s two loops give the same figures as the textbook formula."""
+    rng = random.Random(3)  # noqa: S311 - repeatable test data
+    start = NOW - timedelta(days=200)
+    for _ in range(2000):
+        points = [
+            Point(
+                start + timedelta(days=30 * n + rng.random()), rng.choice([rng.uniform(0, 20), 9.0])
+            )
+            for n in range(rng.randint(0, 7))
+        ]
+        limit = rng.choice([10.0, rng.uniform(0, 25)])
+        assert days_until_limit(points, limit) == five_sums(points, limit)
+
+
+def five_sums(points: list[Point], limit: float) -> float | None:
+    if len(points) < 2 or points[-1].value >= limit:
+        return None
+    xs = [(p.at - points[0].at).total_seconds() / 86400 for p in points]
+    ys = [p.value for p in points]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    if spread == 0:
+        return None
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+    if slope <= 0:
+        return None
+    return max(0.0, (limit - (mean_y + slope * (xs[-1] - mean_x))) / slope)
