@@ -27,6 +27,7 @@ from services.core.events.envelope import Event
 from services.core.events.outbox import record_events
 from services.core.events.payloads import AssessmentChanged, Service, new_event
 from services.core.events.types import EventType, Topic
+from services.core.metrics import ASSESSMENTS
 from services.rules.alerts import follow_assessment
 from services.rules.coverage import (
     follow_cell,
@@ -104,6 +105,7 @@ async def judge(
             "assessed_at": now,
         },
     )
+    ASSESSMENTS.labels(assessment.level.value).inc()
     events = []
     if changed:
         events.append(_changed_event(facts, assessment, reasons, previous, now, signal_id, alone))
