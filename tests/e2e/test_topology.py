@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ from services.core.db.models import Alert, Signal
 from tests.ingest.conftest import PROVIDER_A, World, build_world
 from tests.support.live_server import free_port
 from tests.support.receivers import WebhookReceiver
+from tests.support.tansu import tansu_broker
 
 VROEGSIGNAAL = str(Path(sys.executable).with_name("vroegsignaal"))
 DEPARTMENTS = 48  # FACT teams of provider A in IJssel-Vecht, coordinated by Zilveren Kruis
@@ -104,6 +105,14 @@ def bus(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def own_broker(kafka_bootstrap: str) -> Iterator[str]:
+    """A broker of this test's own: its services' topics and groups must not meet the other
+    tests' on the shared broker (`kafka_bootstrap` only makes sure one can run here)."""
+    with tansu_broker() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture
 def env(
     bus: str, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> dict[str, str]:
@@ -124,7 +133,7 @@ def env(
     if bus == "kafka":
         values.update(
             {
-                "VROEGSIGNAAL_KAFKA_BOOTSTRAP_SERVERS": request.getfixturevalue("kafka_bootstrap"),
+                "VROEGSIGNAAL_KAFKA_BOOTSTRAP_SERVERS": request.getfixturevalue("own_broker"),
                 "VROEGSIGNAAL_KAFKA_ENABLE_IDEMPOTENCE": "false",  # Tansu lacks it
                 "VROEGSIGNAAL_KAFKA_SESSION_TIMEOUT_MS": "6000",
                 "VROEGSIGNAAL_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
