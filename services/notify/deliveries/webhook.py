@@ -9,7 +9,11 @@ followed: a 3xx is a failed attempt, because following one would call a URL nobo
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
@@ -23,40 +27,105 @@ DRAIN_BYTES = 64 * 1024  # read at most this much of any answer
 
 
 class EndpointClients:
-    """One HTTP client per endpoint host (scheme, name, port).
+    """HTTP clients per endpoint host (scheme, name, port), one connection each.
 
     Calls connect to an IP address with the host's name as the TLS server name; a client shared
     by several hosts could reuse a connection opened for one host (its certificate, its SNI) for
-    another on the same address. One client per host keeps keep-alive (encode/httpx#3215: new
-    connections are what make httpx slow under concurrency) and never mixes hosts. The number
-    of clients is bounded by the distinct hosts of the registered endpoints.
+    another on the same address, so clients are never shared between hosts. Within a host, each
+    call borrows a client of its own for its duration (`lease`) and gives it back, its connection
+    kept alive for the next call: up to `max_connections` per host, a call beyond that waits for
+    one to come back.
+
+    Why not one pooled client per host: httpcore's pool does work in proportion to its
+    connections at every request and every response closed (a scan of every connection, some of
+    it squared, each idle one polled with a system call), so one client with 50 connections in
+    use spent about 9 ms of CPU per call and sent about 110 calls per second, against 1.2 ms and
+    about 800 with a client per connection (encode/httpx#3215; `bench/e2e_delivery.py`). A
+    client with a single connection has nothing to scan. Connections
+    idle longer than httpcore's keep-alive expiry are closed by their client on its next call.
+    The number of clients is bounded by the distinct hosts of the registered endpoints times
+    `max_connections`.
     """
 
     def __init__(self, *, timeout: float, max_connections: int = 64) -> None:
         self._timeout = timeout
         self._max_connections = max_connections
-        self._clients: dict[tuple[str, str, int | None], httpx.AsyncClient] = {}
+        self._hosts: dict[tuple[str, str, int | None], _HostClients] = {}
+        # One TLS context for every client: making one loads the CA certificates (about 25 ms
+        # of CPU), too dear for each of up to `max_connections` clients per host.
+        self._tls: ssl.SSLContext | None = None
 
-    def client_for(self, url: httpx.URL) -> httpx.AsyncClient:
+    @asynccontextmanager
+    async def lease(self, url: httpx.URL) -> AsyncIterator[httpx.AsyncClient]:
+        """A client for one call to the URL's host, for the duration of the call."""
         key = (url.scheme, url.raw_host.decode("ascii"), url.port)
-        client = self._clients.get(key)
-        if client is None:
-            # No redirects; no proxies from the environment (a proxy would make the address
-            # check meaningless).
-            client = httpx.AsyncClient(
-                follow_redirects=False,
-                trust_env=False,
-                timeout=httpx.Timeout(self._timeout),
-                limits=httpx.Limits(
-                    max_connections=self._max_connections,
-                    max_keepalive_connections=self._max_connections,
-                ),
-            )
-            self._clients[key] = client
-        return client
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = _HostClients(self._new_client, self._max_connections)
+        client = await host.take()
+        try:
+            yield client
+        finally:
+            host.give_back(client)
+
+    def _new_client(self) -> httpx.AsyncClient:
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context(trust_env=False)  # as the clients had
+        # No redirects; no proxies from the environment (a proxy would make the address check
+        # meaningless).
+        return httpx.AsyncClient(
+            verify=self._tls,
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(self._timeout),
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        )
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
+        hosts, self._hosts = list(self._hosts.values()), {}
+        for host in hosts:
+            await host.aclose()
+
+
+class _HostClients:
+    """The single-connection clients of one host: free ones (the most recently used first, so
+    warm connections are reused and cold ones expire) and calls waiting for one."""
+
+    def __init__(self, make: Callable[[], httpx.AsyncClient], limit: int) -> None:
+        self._make = make
+        self._limit = limit
+        self._all: list[httpx.AsyncClient] = []
+        self._free: list[httpx.AsyncClient] = []
+        self._waiting: deque[asyncio.Future[httpx.AsyncClient]] = deque()
+
+    async def take(self) -> httpx.AsyncClient:
+        if self._free:
+            return self._free.pop()
+        if len(self._all) < self._limit:
+            client = self._make()
+            self._all.append(client)
+            return client
+        waiter: asyncio.Future[httpx.AsyncClient] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give_back(waiter.result())  # handed over as we were cancelled: pass it on
+            else:
+                self._waiting.remove(waiter)
+            raise
+
+    def give_back(self, client: httpx.AsyncClient) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(client)
+                return
+        self._free.append(client)
+
+    async def aclose(self) -> None:
+        clients, self._all, self._free = self._all, [], []
         for client in clients:
             await client.aclose()
 
@@ -99,13 +168,17 @@ async def post_webhook(
     headers = signed_headers(secret, message_id=message_id, body=body, at=datetime.now(UTC))
     headers["host"] = target.host_header
     extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
-    client = clients.client_for(target.url)
-    request = client.build_request(
-        "POST", target.connect_url, content=body.encode(), headers=headers, extensions=extensions
-    )
     try:
-        # httpx's timeout bounds each read; this bounds the whole call (a slow drip included).
-        async with asyncio.timeout(seconds):
+        # httpx's timeout bounds each read; this bounds the whole call (a slow drip included),
+        # and the wait for a free connection to the host.
+        async with asyncio.timeout(seconds), clients.lease(target.url) as client:
+            request = client.build_request(
+                "POST",
+                target.connect_url,
+                content=body.encode(),
+                headers=headers,
+                extensions=extensions,
+            )
             response = await client.send(request, stream=True)
             try:
                 start = await _drain(response)

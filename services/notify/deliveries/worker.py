@@ -15,13 +15,16 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from sqlalchemy import Integer, SmallInteger, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.types import Uuid
 
 from services.core.config import Settings
 from services.core.db.scratch import connect_args
@@ -41,6 +44,7 @@ POLL_INTERVAL_SECONDS = 1.0
 CAPACITY = 64  # sends under way in one worker at once, over all endpoints
 LEASE_MARGIN = timedelta(seconds=60)  # beyond the longest call, before another worker takes over
 RECORD_TRIES = 3
+RECORD_BATCH = 100  # finished attempts recorded in one transaction at most
 LISTEN_RETRY_SECONDS = 30.0
 
 
@@ -96,6 +100,7 @@ class DeliveryWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._clients = EndpointClients(timeout=settings.webhook_timeout_seconds)
+        self._recorder = _Recorder(self._record)
         self._listener: asyncpg.Connection | None = None
         self._listen_again_at = 0.0
 
@@ -130,6 +135,7 @@ class DeliveryWorker:
             for task in late:  # their leases lapse and another worker sends them again
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        await self._recorder.aclose()
         await self._clients.aclose()
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
@@ -141,6 +147,8 @@ class DeliveryWorker:
             self._rounds += 1
             this_round = self._rounds
             free = self._capacity - len(self._tasks)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
             try:
                 claimed = await self._claim(free)
             except Exception:
@@ -157,7 +165,24 @@ class DeliveryWorker:
                 task.add_done_callback(self._done)
             if claimed and len(claimed) == free:
                 continue  # a full batch: there may be more
+            took = loop.time() - started
             await self._wait(self._poll_interval)
+            await self._pace(started + 2 * took - loop.time())
+
+    async def _pace(self, seconds: float) -> None:
+        """Wait before claiming again after a claim that found less than it could take.
+
+        A claim reads every due delivery (queue.py), so its cost grows with the backlog, and
+        claims are serialised over all workers. With deliveries held back by the limit per
+        endpoint, every wake-up (each queued delivery's NOTIFY, each finished call) would claim
+        again, find little, and keep PostgreSQL busy with claims: 97 % of its active time in a
+        backlog (`bench/e2e.py`). Starting the next claim no sooner than the last one took
+        keeps claims to at most half of the time; a short claim (a small queue) costs a
+        short wait.
+        """
+        if seconds > 0 and not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -205,7 +230,7 @@ class DeliveryWorker:
         except Exception as exc:  # a bug must not kill the worker, and must show in the log
             log.exception("delivery %s: sending failed unexpectedly", claimed.id)
             outcome = Outcome.failure(f"internal error: {type(exc).__name__}")
-        await self._record(claimed, outcome)
+        await self._recorder.record(claimed, outcome)
 
     async def _send(self, claimed: Claimed) -> Outcome:
         if claimed.channel is DeliveryChannel.EMAIL:
@@ -232,8 +257,28 @@ class DeliveryWorker:
             resolver=self._resolver,
         )
 
-    async def _record(self, claimed: Claimed, outcome: Outcome) -> None:
-        """Record in a transaction of its own; a few tries, since the call cannot be undone."""
+    async def _record(self, batch: list[tuple[Claimed, Outcome]]) -> None:
+        """Record finished attempts: the successes together in one transaction, the failures
+        (rare, and each with its retry to schedule) one by one; when the transaction of the
+        successes fails, those one by one too (a few tries each, since a call cannot be
+        undone)."""
+        succeeded = [(claimed, outcome) for claimed, outcome in batch if outcome.ok]
+        if succeeded:
+            try:
+                async with self._sessions() as session, session.begin():
+                    await record_successes(session, succeeded, now=self._clock())
+            except Exception:
+                log.warning(
+                    "recording %d successes together failed; one by one",
+                    len(succeeded),
+                    exc_info=True,
+                )
+            else:
+                succeeded = []
+        for claimed, outcome in [*succeeded, *((c, o) for c, o in batch if not o.ok)]:
+            await self._record_one(claimed, outcome)
+
+    async def _record_one(self, claimed: Claimed, outcome: Outcome) -> None:
         for attempt in range(RECORD_TRIES):
             try:
                 async with self._sessions() as session, session.begin():
@@ -252,6 +297,120 @@ class DeliveryWorker:
                     log.exception("delivery %s: recording the attempt failed", claimed.id)
                     return
                 await asyncio.sleep(0.2 * 4**attempt)
+
+
+_LOCK_ENDPOINTS = text(
+    "SELECT id FROM webhook_subscriptions WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE"
+).bindparams(bindparam("ids", type_=ARRAY(Uuid())))
+_ENDPOINTS_SUCCEEDED = text(
+    "UPDATE webhook_subscriptions SET last_success_at = :now, failing_since = NULL"
+    " WHERE id = ANY(:ids)"
+).bindparams(bindparam("ids", type_=ARRAY(Uuid())))
+_LOCK_DELIVERIES = text(
+    "SELECT id, claim_token FROM deliveries WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"
+).bindparams(bindparam("ids", type_=ARRAY(Uuid())))
+_LOG_ATTEMPTS = text(
+    "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, duration_ms, error)"
+    " SELECT a.id, :now, a.status_code, a.duration_ms, NULL"
+    " FROM unnest(:ids, :status_codes, :durations) AS a (id, status_code, duration_ms)"
+).bindparams(
+    bindparam("ids", type_=ARRAY(Uuid())),
+    bindparam("status_codes", type_=ARRAY(SmallInteger())),
+    bindparam("durations", type_=ARRAY(Integer())),
+)
+_DELIVERIES_SUCCEEDED = text(
+    "UPDATE deliveries SET status = 'succeeded', attempts = attempts + 1,"
+    " last_attempt_at = :now, claim_token = NULL, claimed_until = NULL,"
+    " next_attempt_at = NULL, last_error = NULL"
+    " WHERE id = ANY(:ids)"
+).bindparams(bindparam("ids", type_=ARRAY(Uuid())))
+
+
+async def record_successes(
+    session: AsyncSession, succeeded: Sequence[tuple[Claimed, Outcome]], *, now: datetime
+) -> None:
+    """What `record_outcome` does for each successful attempt, for many in five statements.
+
+    The same rows as one `record_outcome` per attempt, in the same lock order (the endpoints,
+    then the deliveries; each in id order, so two workers recording at once cannot deadlock;
+    the endpoints `FOR NO KEY UPDATE`, the lock their UPDATE takes anyway, which lets the
+    notifier queue deliveries to them meanwhile: its inserts hold `FOR KEY SHARE` on them):
+    each endpoint's health (last success, no longer failing); the attempt in the delivery log
+    for every delivery that still exists; and `succeeded` for those whose lease this worker
+    still holds (a delivery retried by hand or taken over meanwhile keeps its new state).
+    Recording each success on its own cost four round trips and a commit per delivery, and
+    recordings to one endpoint queued behind each other's lock on the endpoint's row.
+    """
+    endpoints = sorted({c.subscription_id for c, _ in succeeded if c.subscription_id})
+    if endpoints:
+        await session.execute(_LOCK_ENDPOINTS, {"ids": endpoints})
+        await session.execute(_ENDPOINTS_SUCCEEDED, {"ids": endpoints, "now": now})
+    held = {
+        row.id: row.claim_token
+        for row in await session.execute(_LOCK_DELIVERIES, {"ids": [c.id for c, _ in succeeded]})
+    }
+    logged = [(c, o) for c, o in succeeded if c.id in held]
+    if not logged:
+        return
+    await session.execute(
+        _LOG_ATTEMPTS,
+        {
+            "now": now,
+            "ids": [c.id for c, _ in logged],
+            "status_codes": [o.status_code for _, o in logged],
+            "durations": [o.duration_ms for _, o in logged],
+        },
+    )
+    mine = [c.id for c, _ in logged if held[c.id] == c.token]
+    if mine:
+        await session.execute(_DELIVERIES_SUCCEEDED, {"ids": mine, "now": now})
+
+
+class _Recorder:
+    """Records finished attempts in batches: what finished while one batch was being recorded
+    goes into the next, in one transaction (group commit).
+
+    Every attempt to an endpoint updates that endpoint's row (its health), so recording each
+    attempt in a transaction of its own made the recordings of one endpoint wait on each other's
+    row lock and commit one at a time, each holding one of the process's database connections
+    meanwhile: with 50 calls in flight to one endpoint, fewer than 100 deliveries per second
+    (`bench/e2e_delivery.py`). One transaction per batch takes the lock and commits once.
+    """
+
+    def __init__(self, record: Callable[[list[tuple[Claimed, Outcome]]], Awaitable[None]]) -> None:
+        self._record = record
+        self._pending: list[tuple[Claimed, Outcome, asyncio.Future[None]]] = []
+        self._arrived = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def record(self, claimed: Claimed, outcome: Outcome) -> None:
+        """Returns once the attempt is recorded (or given up on: its lease then lapses)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="delivery recorder")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((claimed, outcome, done))
+        self._arrived.set()
+        await asyncio.shield(done)  # a stop that cancels the send still lets it be recorded
+
+    async def _run(self) -> None:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            batch, self._pending = self._pending[:RECORD_BATCH], self._pending[RECORD_BATCH:]
+            if self._pending:
+                self._arrived.set()
+            try:
+                await self._record([(claimed, outcome) for claimed, outcome, _ in batch])
+            except Exception:  # never: _record logs and gives up per delivery
+                log.exception("recording deliveries failed")
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 @asynccontextmanager
