@@ -44,11 +44,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from bench import worlds
 from services.core.admin.credentials import add_user
 from services.core.config import Settings
 from services.core.db import scratch
@@ -56,11 +56,9 @@ from services.core.db.engine import make_engine, make_sessions
 from services.core.db.models import CareType, Organisation, Region
 from services.core.domain import OrgKind
 from services.core.http.app import create_app
-from services.core.reference import seed_reference_data
 from services.notify.dashboard import install_dashboard
 from services.notify.service import notify_service
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PROVIDERS = 500
 DEPARTMENTS = 5_000
 OPEN_ALERTS = 4_000
@@ -70,35 +68,19 @@ PASSWORD = "benchmark wachtwoord"  # noqa: S105 (a throw-away database's user)
 LEVELS = ("watch", "threatened", "critical")
 STEPS = ("provider", "regional_table", "national_table")
 REASON = {
-    "rule_id": "staffing.vacancies_sustained",
-    "level": "threatened",
-    "kind": "staffing",
-    "explanation": "For three reports in a row 15 % or more of the formation has been vacant.",
-    "explanation_nl": "Al drie meldingen achter elkaar staat 15 % of meer van de formatie open.",
+    **worlds.VACANCY_REASON,
     "figures": {"staffing.vacancy_pct": 16.0, "staffing.vacancies_fte": 3.2},
-    "thresholds": {},
-    "norm": None,
 }
 
 
 async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
     """The organisations, departments, alerts, timelines, coverage and signals, by COPY."""
-    engine = make_engine(url, pool_size=2)
-    sessions = make_sessions(engine)
-    async with sessions() as session, session.begin():
-        await seed_reference_data(session)
+    async with worlds.seeded(url) as session:
         regions = [(r.id, r.code) for r in await session.scalars(select(Region))]
         care_types = [c.code for c in await session.scalars(select(CareType))]
-    await engine.dispose()
     now = datetime.now(UTC)
-    connection = await asyncpg.connect(**scratch.connect_args(url))
-    try:
-        providers = [(uuid.uuid4(), f"GGZ Bench {n:03d}", f"7390{n:04d}") for n in range(PROVIDERS)]
-        await connection.copy_records_to_table(
-            "organisations",
-            records=[(i, "provider", name, agb) for i, name, agb in providers],
-            columns=["id", "kind", "name", "agb_code"],
-        )
+    async with worlds.copying(url) as connection:
+        providers = await worlds.copy_providers(connection, PROVIDERS)
         insurers = [(uuid.uuid4(), f"Verzekeraar {n}", f"{9100 + n}") for n in range(INSURERS)]
         await connection.copy_records_to_table(
             "organisations",
@@ -110,35 +92,17 @@ async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
             records=[(insurers[n % INSURERS][0], rid) for n, (rid, _) in enumerate(regions)],
             columns=["insurer_id", "region_id"],
         )
-        departments = []
-        for n in range(DEPARTMENTS):
-            region_id, _ = regions[n % len(regions)]
-            departments.append(
-                (
-                    uuid.uuid4(),
-                    providers[rng.randrange(PROVIDERS)][0],
-                    f"AFD-{n:05d}",
-                    f"Afdeling {n:05d}",
-                    care_types[rng.randrange(len(care_types))],
-                    region_id,
-                    "supra_regional" if rng.random() < 0.05 else "regional",
-                    rng.randrange(5, 200),
-                )
+        departments = [
+            worlds.department(
+                rng,
+                n,
+                provider_id=providers[rng.randrange(PROVIDERS)].id,
+                care_type=care_types[rng.randrange(len(care_types))],
+                region_id=regions[n % len(regions)][0],
             )
-        await connection.copy_records_to_table(
-            "departments",
-            records=departments,
-            columns=[
-                "id",
-                "provider_id",
-                "code",
-                "name",
-                "care_type_code",
-                "region_id",
-                "scope",
-                "capacity",
-            ],
-        )
+            for n in range(DEPARTMENTS)
+        ]
+        await worlds.copy_departments(connection, departments)
         signals, signal_of = [], {}
         for department in departments:
             for month in range(6, 0, -1):
@@ -146,26 +110,9 @@ async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
                 vacancies = round(rng.uniform(0.5, 4.0), 1)
                 when = now - timedelta(days=30 * month)
                 data = {"fte_budgeted": 20.0, "vacancies_fte": vacancies}
-                signals.append(
-                    (signal_id, department[0], "staffing", when, when, json.dumps(data), "api",
-                     department[1], "bench")
-                )  # fmt: skip
-                signal_of[department[0]] = signal_id
-        await connection.copy_records_to_table(
-            "signals",
-            records=signals,
-            columns=[
-                "id",
-                "department_id",
-                "kind",
-                "observed_at",
-                "received_at",
-                "data",
-                "source",
-                "submitted_by_id",
-                "body_hash",
-            ],
-        )
+                signals.append(worlds.staffing_report(signal_id, department, when, data))
+                signal_of[department.id] = signal_id
+        await worlds.copy_signals(connection, signals)
         alerts, events = [], []
         per_department = ALERTS // DEPARTMENTS
         for index, department in enumerate(departments):
@@ -175,35 +122,17 @@ async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
                 level = rng.choice(LEVELS)
                 step = rng.choice(STEPS)
                 alert_id = uuid.uuid4()
-                reason = {**REASON, "level": level, "signal_ids": [str(signal_of[department[0]])]}
+                reason = {**REASON, "level": level, "signal_ids": [str(signal_of[department.id])]}
                 resolved = None if is_open else opened + timedelta(days=rng.uniform(1, 30))
                 alerts.append(
-                    (alert_id, "department", department[0], department[5], department[4], level,
-                     "open" if is_open else "resolved", step, json.dumps([reason]), opened,
-                     resolved, "manual" if resolved else None, "2026.11.1", opened)
+                    (alert_id, "department", department.id, department.region_id,
+                     department.care_type, level, "open" if is_open else "resolved", step,
+                     json.dumps([reason]), opened, resolved, "manual" if resolved else None,
+                     "2026.11.1", opened)
                 )  # fmt: skip
                 for offset, kind in enumerate(("opened", "updated", "escalated")):
                     events.append((alert_id, kind, opened + timedelta(minutes=offset), level, step))
-        await connection.copy_records_to_table(
-            "alerts",
-            records=alerts,
-            columns=[
-                "id",
-                "kind",
-                "department_id",
-                "region_id",
-                "care_type_code",
-                "level",
-                "status",
-                "escalation",
-                "reasons",
-                "opened_at",
-                "resolved_at",
-                "resolution",
-                "ruleset_version",
-                "escalated_at",
-            ],
-        )
+        await worlds.copy_alerts(connection, alerts, extra_columns=["escalated_at"])
         await connection.copy_records_to_table(
             "alert_events",
             records=events,
@@ -212,12 +141,14 @@ async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
         cells = []
         for region_id, _ in regions:
             for care_type in care_types:
-                members = [d for d in departments if d[5] == region_id and d[4] == care_type]
+                members = [
+                    d for d in departments if d.region_id == region_id and d.care_type == care_type
+                ]
                 at_risk = [d for d in members if rng.random() < 0.2]
                 cells.append(
                     (region_id, care_type, len(members), len(at_risk), len(at_risk) // 3,
                      1 if members and len(at_risk) == len(members) else 0,
-                     sum(d[7] for d in members), sum(d[7] for d in at_risk))
+                     sum(d.capacity for d in members), sum(d.capacity for d in at_risk))
                 )  # fmt: skip
         await connection.copy_records_to_table(
             "regional_coverage",
@@ -233,9 +164,6 @@ async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
                 "capacity_at_risk",
             ],
         )
-        await connection.execute("ANALYZE")
-    finally:
-        await connection.close()
     engine = make_engine(url, pool_size=2)
     async with make_sessions(engine)() as session, session.begin():
         for ref, email in ((insurers[0][0], "inkoop@bench.test"), (None, "bo@bench.test")):
@@ -375,7 +303,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    parser.add_argument("--database-url", default=worlds.DEFAULT_DATABASE_URL)
     parser.add_argument("--requests", type=int, default=200, help="measured requests per page")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="write the figures here too")

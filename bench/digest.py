@@ -37,19 +37,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
 from pypdf import PdfReader
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from bench import worlds
 from services.core.db import scratch
 from services.core.db.engine import make_engine, make_sessions
 from services.core.db.models import CareType, Organisation, Region
 from services.core.domain import OrgKind
-from services.core.reference import seed_reference_data
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 AMS = ZoneInfo("Europe/Amsterdam")
 REGIONS = 40
 PROVIDERS = 500
@@ -63,14 +61,8 @@ MADE_AT = datetime(2026, 11, 1, 7, 0, tzinfo=AMS).astimezone(UTC)
 RULESET = "2026.11.1"
 console = Console(stderr=True)
 REASON: dict[str, Any] = {
-    "rule_id": "staffing.vacancies_sustained",
-    "level": "threatened",
-    "kind": "staffing",
-    "explanation": "For three reports in a row 15 % or more of the formation has been vacant.",
-    "explanation_nl": "Al drie meldingen achter elkaar staat 15 % of meer van de formatie open.",
+    **worlds.VACANCY_REASON,
     "figures": {"staffing.vacancy_pct": 16.0},
-    "thresholds": {},
-    "norm": None,
     "signal_ids": [],
 }
 
@@ -88,9 +80,7 @@ def _in_month(rng: random.Random, index: int) -> datetime:
 
 async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
     """Organisations, departments, a year of signals and assessments, alerts and timelines."""
-    engine = make_engine(url, pool_size=2)
-    async with make_sessions(engine)() as session, session.begin():
-        await seed_reference_data(session)
+    async with worlds.seeded(url) as session:
         regions = [r.id for r in await session.scalars(select(Region).order_by(Region.code))][
             :REGIONS
         ]
@@ -104,17 +94,10 @@ async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
         board = await session.scalar(
             select(Organisation.id).where(Organisation.kind == OrgKind.GOVERNANCE)
         )
-    await engine.dispose()
     registered = _month_start(0) - timedelta(days=30)
     end = _month_start(MONTHS)
-    connection = await asyncpg.connect(**scratch.connect_args(url))
-    try:
-        providers = [(uuid.uuid4(), f"GGZ Bench {n:03d}", f"7390{n:04d}") for n in range(PROVIDERS)]
-        await connection.copy_records_to_table(
-            "organisations",
-            records=[(i, "provider", name, agb) for i, name, agb in providers],
-            columns=["id", "kind", "name", "agb_code"],
-        )
+    async with worlds.copying(url) as connection:
+        providers = await worlds.copy_providers(connection, PROVIDERS)
         await connection.copy_records_to_table(
             "users",
             records=[
@@ -124,68 +107,33 @@ async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
             columns=["id", "organisation_id", "email", "name", "password_hash", "role"],
         )
         departments = [
-            (
-                uuid.uuid4(),
-                providers[n % PROVIDERS][0],
-                f"AFD-{n:05d}",
-                f"Afdeling {n:05d}",
-                care_types[rng.randrange(len(care_types))],
-                regions[rng.randrange(len(regions))],
-                "supra_regional" if rng.random() < 0.05 else "regional",
-                rng.randrange(5, 200),
-                registered,
+            worlds.department(
+                rng,
+                n,
+                provider_id=providers[n % PROVIDERS].id,
+                care_type=care_types[rng.randrange(len(care_types))],
+                region_id=regions[rng.randrange(len(regions))],
             )
             for n in range(DEPARTMENTS)
         ]
-        await connection.copy_records_to_table(
-            "departments",
-            records=departments,
-            columns=[
-                "id",
-                "provider_id",
-                "code",
-                "name",
-                "care_type_code",
-                "region_id",
-                "scope",
-                "capacity",
-                "created_at",
-            ],
-        )
-        silent_providers = {providers[n][0] for n in range(5)}
+        await worlds.copy_departments(connection, departments, created_at=registered)
+        silent_providers = {providers[n].id for n in range(5)}
         signals, assessments = [], []
         for department in departments:
-            quiet = department[1] in silent_providers or rng.random() < 0.04
+            quiet = department.provider_id in silent_providers or rng.random() < 0.04
             for month in range(MONTHS):
                 if month == MONTHS - 1 and quiet:
                     continue  # nothing in October
                 signal_id, when = uuid.uuid4(), _in_month(rng, month)
                 data = {"fte_budgeted": 20.0, "vacancies_fte": round(rng.uniform(0.0, 4.0), 1)}
-                signals.append(
-                    (signal_id, department[0], "staffing", when, when, json.dumps(data), "api",
-                     department[1], "bench")
-                )  # fmt: skip
+                signals.append(worlds.staffing_report(signal_id, department, when, data))
                 level = rng.choices(("ok", "watch", "threatened", "critical"), (85, 9, 5, 1))[0]
                 reasons = [] if level == "ok" else [{**REASON, "level": level}]
                 assessments.append(
-                    (department[0], signal_id, level, 0, json.dumps(reasons),
+                    (department.id, signal_id, level, 0, json.dumps(reasons),
                      level != "ok" and rng.random() < 0.1, RULESET, when)
                 )  # fmt: skip
-        await connection.copy_records_to_table(
-            "signals",
-            records=signals,
-            columns=[
-                "id",
-                "department_id",
-                "kind",
-                "observed_at",
-                "received_at",
-                "data",
-                "source",
-                "submitted_by_id",
-                "body_hash",
-            ],
-        )
+        await worlds.copy_signals(connection, signals)
         await connection.copy_records_to_table(
             "assessments",
             records=assessments,
@@ -229,7 +177,7 @@ async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
             if rng.random() < 0.75 and resolved is not None and resolved < end:
                 resolved = max(resolved, at + timedelta(hours=1))
                 resolution = "manual" if rng.random() < 0.3 else "recovered"
-                actor = tables.get(department[5]) if resolution == "manual" else None
+                actor = tables.get(department.region_id) if resolution == "manual" else None
                 note = "Opgelost in overleg met de regio." if actor else None
                 timeline.append(
                     (alert_id, "resolved", resolved, level, step,
@@ -238,9 +186,9 @@ async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
             else:
                 resolved = None
             alerts.append(
-                (alert_id, "department", department[0], department[5], department[4], level,
-                 "resolved" if resolved else "open", step, json.dumps([REASON]), opened,
-                 resolved, resolution, RULESET)
+                (alert_id, "department", department.id, department.region_id,
+                 department.care_type, level, "resolved" if resolved else "open", step,
+                 json.dumps([REASON]), opened, resolved, resolution, RULESET)
             )  # fmt: skip
             events += timeline
         cells = rng.sample([(r, c) for r in regions for c in care_types], COVERAGE_ALERTS)
@@ -264,25 +212,7 @@ async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
                 events.append(
                     (alert_id, "resolved", resolved, "critical", "national_table", "{}", None, None)
                 )
-        await connection.copy_records_to_table(
-            "alerts",
-            records=alerts,
-            columns=[
-                "id",
-                "kind",
-                "department_id",
-                "region_id",
-                "care_type_code",
-                "level",
-                "status",
-                "escalation",
-                "reasons",
-                "opened_at",
-                "resolved_at",
-                "resolution",
-                "ruleset_version",
-            ],
-        )
+        await worlds.copy_alerts(connection, alerts)
         await connection.copy_records_to_table(
             "alert_events",
             records=events,
@@ -297,9 +227,6 @@ async def load_world(url: str, rng: random.Random) -> dict[str, Any]:
                 "actor_organisation_id",
             ],
         )
-        await connection.execute("ANALYZE")
-    finally:
-        await connection.close()
     return {
         "regions": len(regions),
         "providers": PROVIDERS,
@@ -436,7 +363,7 @@ def report(results: dict[str, Any]) -> None:
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    parser.add_argument("--database-url", default=worlds.DEFAULT_DATABASE_URL)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--json", type=Path, help="write the results here as JSON")

@@ -405,13 +405,10 @@ class Breakdown:
     def install(self) -> Callable[[], None]:
         """Wrap the names `worker.judge` calls; returns what puts them back."""
         names = [
-            "load_department",
+            "load_departments",
             "evaluate",
-            "lock_cell",
-            "load_cell",
             "follow_assessment",
             "follow_cell",
-            "record_events",
             "reason_document",
         ]
         originals = {name: getattr(worker, name) for name in names}
@@ -486,8 +483,24 @@ async def drain(
         finally:
             handler_seconds += time.perf_counter() - started
 
+    batch_handler = subscription.batch_handler
+
+    async def timed_batch(session: AsyncSession, events: Sequence[Event]) -> None:
+        nonlocal handler_seconds
+        assert batch_handler is not None
+        started = time.perf_counter()
+        try:
+            await batch_handler(session, events)
+        finally:
+            handler_seconds += time.perf_counter() - started
+
     consumer = bus.consumer(
-        Subscription(subscription.group, subscription.topics, timed_handler),
+        Subscription(
+            subscription.group,
+            subscription.topics,
+            timed_handler,
+            batch_handler=timed_batch if batch_handler is not None else None,
+        ),
         on_committed=committed,
     )
     restore = breakdown.install() if breakdown is not None else None

@@ -66,6 +66,7 @@ from services.notify.runtime import runtime_of
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 NOTE_MAX = 2000
+AlertAction = Literal["acknowledge", "comment", "resolve"]
 
 
 def _clean_note(value: str) -> str:
@@ -85,19 +86,23 @@ def _clean_note(value: str) -> str:
 Note = Annotated[str, Field(min_length=1, max_length=NOTE_MAX), AfterValidator(_clean_note)]
 
 
-class _Body(BaseModel):
+class StrictBody(BaseModel):
+    """A request body that refuses unknown fields: a misspelt `note` is a 422, not lost.
+
+    The base of every body people send about alerts, here and in `/v1/silences`."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class AcknowledgeBody(_Body):
+class AcknowledgeBody(StrictBody):
     note: Note | None = Field(default=None, description="what you will do (no personal data)")
 
 
-class CommentBody(_Body):
+class CommentBody(StrictBody):
     note: Note = Field(description="the comment (no personal data)")
 
 
-class ResolveBody(_Body):
+class ResolveBody(StrictBody):
     reason: Literal["manual", "department_closed"] = Field(
         default="manual", description="why it is closed"
     )
@@ -161,9 +166,7 @@ class SignalRead(BaseModel):
 class AlertDetail(AlertRead):
     timeline: list[TimelineEntry] = Field(description="oldest first")
     signals: list[SignalRead] = Field(description="the signals behind its reasons")
-    may: list[Literal["acknowledge", "comment", "resolve"]] = Field(
-        description="what the caller may do with it now"
-    )
+    may: list[AlertAction] = Field(description="what the caller may do with it now")
 
 
 class AlertPage(BaseModel):
@@ -200,7 +203,7 @@ def _read(context: AlertContext, silenced: bool) -> dict[str, Any]:
     }
 
 
-async def _audit(
+async def record_alert_audit(
     session: AsyncSession,
     request: Request,
     caller: Caller,
@@ -208,6 +211,9 @@ async def _audit(
     alert_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
+    """Audit a read of or an action on an alert (`alert_id` None: a list, or no alert).
+
+    Shared with the silences API and the dashboard, so every way in leaves the same trace."""
     await record_audit(
         session,
         action=action,
@@ -307,15 +313,20 @@ async def list_alerts(
             AlertRead.model_validate(_read(await context_of(session, row), row.id in silenced_ids))
             for row in rows[:limit]
         ]
-        await _audit(session, request, caller, "alert.list", details={"count": len(items)})
+        await record_alert_audit(
+            session, request, caller, "alert.list", details={"count": len(items)}
+        )
     return AlertPage(
         items=items, next_cursor=_encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     )
 
 
-async def _visible_context(
+async def visible_alert_context(
     session: AsyncSession, caller: Caller, alert_id: uuid.UUID, *, lock: bool = False
 ) -> AlertContext:
+    """The alert with its context, if the caller may see it: else `404` (none) or `403`.
+
+    The dashboard calls it too, so a page and `/v1/alerts` agree on who sees an alert."""
     context = await load_context(session, alert_id, lock=lock)
     if context is None:
         raise HTTPException(404, f"No alert with id {alert_id}.")
@@ -342,9 +353,12 @@ def _may(request: Request, caller: Caller, context: AlertContext) -> list[str]:
     return may
 
 
-async def _detail(
+async def alert_detail(
     session: AsyncSession, request: Request, caller: Caller, context: AlertContext
 ) -> AlertDetail:
+    """The alert as `GET /v1/alerts/{id}` shows it, with what this caller `may` do now.
+
+    The dashboard's alert page is built from it, so it offers exactly the actions the API allows."""
     alert = context.alert
     now = runtime_of(request).clock()
     timeline = (
@@ -393,35 +407,41 @@ async def _detail(
 )
 async def get_alert(request: Request, caller: CallerDep, alert_id: uuid.UUID) -> AlertDetail:
     async with sessions_of(request)() as session, session.begin():
-        context = await _visible_context(session, caller, alert_id)
-        await _audit(session, request, caller, "alert.read", alert_id)
-        return await _detail(session, request, caller, context)
+        context = await visible_alert_context(session, caller, alert_id)
+        await record_alert_audit(session, request, caller, "alert.read", alert_id)
+        return await alert_detail(session, request, caller, context)
 
 
-async def _user_name(session: AsyncSession, caller: Caller) -> str | None:
+async def acting_user_name(session: AsyncSession, caller: Caller) -> str | None:
+    """The name the timeline shows for the person acting; None for an API key."""
     if caller.user_id is None:
         return None
     user = await session.get(User, caller.user_id)
     return user.name or user.email if user else None
 
 
-async def _act(
+async def act_on_alert(
     request: Request,
-    caller: CallerDep,
+    caller: Caller,
     alert_id: uuid.UUID,
-    what: Literal["acknowledge", "comment", "resolve"],
+    what: AlertAction,
     body: AcknowledgeBody | CommentBody | ResolveBody,
 ) -> AlertDetail:
+    """Acknowledge, comment on or resolve an alert in a transaction of its own, as the policy
+    allows; answers the alert as it is now.
+
+    The one way to act on an alert: the dashboard's forms call it too, so both write the same
+    timeline entry, audit row and event, and refuse the same callers."""
     runtime = runtime_of(request)
     policy, now = runtime.policy(), runtime.clock()
 
     async def work(session: AsyncSession) -> AlertDetail:
-        context = await _visible_context(session, caller, alert_id, lock=True)
+        context = await visible_alert_context(session, caller, alert_id, lock=True)
         alert = context.alert
         if alert.status is AlertStatus.RESOLVED:
             raise HTTPException(409, "This alert is resolved: nothing more can be done with it.")
         mine = audiences_of(caller, context)
-        name = await _user_name(session, caller)
+        name = await acting_user_name(session, caller)
         if what == "acknowledge":
             allowed = set(policy.step(alert.escalation).acknowledged_by)
             if not mine & allowed:
@@ -448,10 +468,10 @@ async def _act(
             event = actions.resolve(
                 session, context, caller, name, ResolutionReason(body.reason), body.note, now
             )
-        await _audit(session, request, caller, f"alert.{what}", alert_id)
+        await record_alert_audit(session, request, caller, f"alert.{what}", alert_id)
         await session.flush()
         await record_events(session, [event])
-        return await _detail(session, request, caller, context)
+        return await alert_detail(session, request, caller, context)
 
     # Run again whole when PostgreSQL picks it as a deadlock's victim (the rules and the
     # notifier write the same alerts): the caller gets an answer, not an error.
@@ -473,7 +493,7 @@ _ACTION_ERRORS = {
 async def acknowledge_alert(
     request: Request, caller: CallerDep, alert_id: uuid.UUID, body: AcknowledgeBody
 ) -> AlertDetail:
-    return await _act(request, caller, alert_id, "acknowledge", body)
+    return await act_on_alert(request, caller, alert_id, "acknowledge", body)
 
 
 @router.post(
@@ -482,14 +502,14 @@ async def acknowledge_alert(
 async def comment_alert(
     request: Request, caller: CallerDep, alert_id: uuid.UUID, body: CommentBody
 ) -> AlertDetail:
-    return await _act(request, caller, alert_id, "comment", body)
+    return await act_on_alert(request, caller, alert_id, "comment", body)
 
 
 @router.post("/{alert_id}/resolve", summary="Close the alert by hand", responses=_ACTION_ERRORS)
 async def resolve_alert(
     request: Request, caller: CallerDep, alert_id: uuid.UUID, body: ResolveBody
 ) -> AlertDetail:
-    return await _act(request, caller, alert_id, "resolve", body)
+    return await act_on_alert(request, caller, alert_id, "resolve", body)
 
 
 _NZA_TEMPLATE = jinja2.Environment(
@@ -519,14 +539,14 @@ async def nza_notification(
     runtime = runtime_of(request)
     now = runtime.clock()
     async with sessions_of(request)() as session, session.begin():
-        context = await _visible_context(session, caller, alert_id)
+        context = await visible_alert_context(session, caller, alert_id)
         allowed = {Audience.COORDINATING_INSURER, Audience.REGIONAL_TABLE, Audience.NATIONAL_TABLE}
         if not audiences_of(caller, context) & allowed:
             raise HTTPException(
                 403, "Only the coordinating insurer and the tables may draft the NZa notification."
             )
         notification = await draft(session, context, now)
-        await _audit(session, request, caller, "alert.nza_notification", alert_id)
+        await record_alert_audit(session, request, caller, "alert.nza_notification", alert_id)
     if format == "html":
         page = _NZA_TEMPLATE.render(
             n=notification,

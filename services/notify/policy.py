@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from services.core.domain import AlertKind, EscalationStep, Level, Scope
 from services.core.errors import InvalidInput
-from services.rules.ruleset import LineIndex
+from services.core.yamlfile import parse_yaml, read_text
 
 PACKAGED = Path(__file__).with_name("default_policy.yaml")
 LADDER = (EscalationStep.PROVIDER, EscalationStep.REGIONAL_TABLE, EscalationStep.NATIONAL_TABLE)
@@ -136,19 +136,14 @@ class PolicyInvalid(InvalidInput):
 def load_policy(path: Path | None = None) -> Policy:
     """Read and validate a policy file (the packaged one when no path is given)."""
     path = path or PACKAGED
+    text = read_text(path, "escalation policy")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read escalation policy {path}: {exc.strerror or exc}") from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
+        document, lines = parse_yaml(text)
     except yaml.YAMLError as exc:
         raise PolicyInvalid(path, [f"not valid YAML: {exc}"]) from exc
     try:
         parsed = PolicyFile.model_validate(document)
     except ValidationError as exc:
-        lines = LineIndex(root)
         problems = [
             f"line {lines.line(tuple(error['loc']))}: "
             f"{'.'.join(str(p) for p in error['loc']) or 'file'}: {error['msg']}"

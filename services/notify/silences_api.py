@@ -25,7 +25,7 @@ from services.core.http.auth import CallerDep
 from services.core.http.state import sessions_of
 from services.ingest.openapi import ERROR_RESPONSES
 from services.notify import actions
-from services.notify.api import Note, _audit, _Body, _user_name
+from services.notify.api import Note, StrictBody, acting_user_name, record_alert_audit
 from services.notify.parties import context_of, department_audiences
 from services.notify.runtime import runtime_of
 
@@ -33,7 +33,7 @@ router = APIRouter(tags=["silences"])
 LONGEST = timedelta(days=366)
 
 
-class SilenceBody(_Body):
+class SilenceBody(StrictBody):
     starts_at: AwareDatetime | None = Field(default=None, description="from; default: now")
     ends_at: AwareDatetime = Field(description="until (exclusive), at most a year on")
     reason: Note = Field(description="why, e.g. the announced reorganisation (no personal data)")
@@ -98,6 +98,27 @@ async def _open_alert(session: AsyncSession, department_id: uuid.UUID) -> Alert 
     ).scalar_one_or_none()
 
 
+async def _announce(
+    session: AsyncSession,
+    request: Request,
+    caller: Caller,
+    silence: Silence,
+    department: Department,
+    action: str,
+    details: dict[str, str],
+    now: datetime,
+) -> None:
+    """A silence set or lifted: on the open alert's timeline (if any), in the audit log (against
+    that alert) and as an event, all in the caller's transaction."""
+    alert = await _open_alert(session, department.id)
+    context = await context_of(session, alert) if alert is not None else None
+    name = await acting_user_name(session, caller)
+    event = actions.silenced(session, silence, department, context, caller, name, now)
+    await record_alert_audit(session, request, caller, action, alert.id if alert else None, details)
+    await session.flush()
+    await record_events(session, [event])
+
+
 @router.post(
     "/v1/departments/{department_id}/silences",
     status_code=201,
@@ -128,21 +149,10 @@ async def create_silence(
             ends_at=body.ends_at,
         )
         session.add(silence)
-        alert = await _open_alert(session, department.id)
-        context = await context_of(session, alert) if alert is not None else None
-        event = actions.silenced(
-            session, silence, department, context, caller, await _user_name(session, caller), now
+        details = {"silence_id": str(silence.id), "department_id": str(department.id)}
+        await _announce(
+            session, request, caller, silence, department, "silence.create", details, now
         )
-        await _audit(
-            session,
-            request,
-            caller,
-            "silence.create",
-            alert.id if alert else None,
-            {"silence_id": str(silence.id), "department_id": str(department.id)},
-        )
-        await session.flush()
-        await record_events(session, [event])
         return _read(silence, now)
 
 
@@ -169,7 +179,9 @@ async def list_silences(
                 Silence.lifted_at.is_(None), Silence.starts_at <= now, Silence.ends_at > now
             )
         rows = list((await session.execute(query)).scalars())
-        await _audit(session, request, caller, "silence.list", None, {"count": len(rows)})
+        await record_alert_audit(
+            session, request, caller, "silence.list", None, {"count": len(rows)}
+        )
         return [_read(s, now) for s in rows]
 
 
@@ -193,19 +205,6 @@ async def lift_silence(request: Request, caller: CallerDep, silence_id: uuid.UUI
         if silence.lifted_at is not None or silence.ends_at <= now:
             raise HTTPException(409, "This silence has already ended.")
         silence.lifted_at = now
-        alert = await _open_alert(session, department.id)
-        context = await context_of(session, alert) if alert is not None else None
-        event = actions.silenced(
-            session, silence, department, context, caller, await _user_name(session, caller), now
-        )
-        await _audit(
-            session,
-            request,
-            caller,
-            "silence.lift",
-            alert.id if alert else None,
-            {"silence_id": str(silence.id)},
-        )
-        await session.flush()
-        await record_events(session, [event])
+        details = {"silence_id": str(silence.id)}
+        await _announce(session, request, caller, silence, department, "silence.lift", details, now)
         return _read(silence, now)

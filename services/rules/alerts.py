@@ -4,20 +4,17 @@ At most one unresolved alert per department. An assessment at `watch` or above o
 updates it when the level or the reasons change. An `ok` assessment does not resolve it at once:
 only after `hysteresis_reports` reports in a row judged ok (the ruleset says how many), so that a
 figure hovering around a threshold does not open and close alerts every month. Every change is an
-alert event in the alert's timeline and an event on the alerts topic, in the same transaction.
+alert event in the alert's timeline and an event on the alerts topic, in the same transaction
+(the batch writes them together, `batch.py`).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING, Any
 
 from services.core.db.models import Alert, AlertEvent
-from services.core.db.models import Assessment as StoredAssessment
 from services.core.domain import (
     AlertEventType,
     AlertKind,
@@ -40,9 +37,12 @@ from services.rules.evaluate import Assessment
 from services.rules.loading import DepartmentFacts
 from services.rules.reasons import for_event
 
+if TYPE_CHECKING:
+    from services.rules.batch import Batch
+
 
 async def follow_assessment(
-    session: AsyncSession,
+    batch: Batch,
     facts: DepartmentFacts,
     assessment: Assessment,
     reasons: list[dict[str, Any]],
@@ -53,38 +53,19 @@ async def follow_assessment(
     no_alternative: bool = False,
 ) -> list[NewEvent]:
     """Open, update or (after the hysteresis) resolve the department's alert; its events."""
-    alert = (
-        await session.execute(
-            select(Alert).where(
-                Alert.department_id == facts.id,
-                Alert.kind == AlertKind.DEPARTMENT,
-                Alert.status != AlertStatus.RESOLVED,
-            )
-        )
-    ).scalar_one_or_none()
+    alert = batch.alerts.get(facts.id)
     if assessment.level is not Level.OK:
         if alert is None:
-            return [
-                await _open(session, facts, assessment, reasons, now, signal_id, no_alternative)
-            ]
+            return [_open(batch, facts, assessment, reasons, now, signal_id, no_alternative)]
         alert.no_alternative = no_alternative
-        return await _update(session, facts, alert, assessment, reasons, now, signal_id)
+        return _update(batch, facts, alert, assessment, reasons, now, signal_id)
     if alert is None:
         return []
     if alert.ok_since is None:
         alert.ok_since = now
-    ok_reports = await session.scalar(
-        select(func.count())
-        .select_from(StoredAssessment)
-        .where(
-            StoredAssessment.department_id == facts.id,
-            StoredAssessment.assessed_at >= alert.ok_since,
-            StoredAssessment.signal_id.is_not(None),
-        )
-    )
-    if int(ok_reports or 0) < hysteresis_reports:
+    if await batch.reports_since((facts.id,), alert.ok_since) < hysteresis_reports:
         return []
-    return [await _resolve(session, facts, alert, now)]
+    return [_resolve(batch, facts, alert, now)]
 
 
 def timeline_entry(alert: Alert, kind: AlertEventType, now: datetime, **details: Any) -> AlertEvent:
@@ -99,8 +80,8 @@ def timeline_entry(alert: Alert, kind: AlertEventType, now: datetime, **details:
     )
 
 
-async def _open(
-    session: AsyncSession,
+def _open(
+    batch: Batch,
     facts: DepartmentFacts,
     assessment: Assessment,
     reasons: list[dict[str, Any]],
@@ -122,16 +103,18 @@ async def _open(
         opened_at=now,
         ruleset_version=assessment.ruleset_version,
     )
-    session.add(alert)
-    await session.flush()
-    session.add(timeline_entry(alert, AlertEventType.OPENED, now, signal_id=str(signal_id)))
+    batch.alerts[facts.id] = alert
+    batch.add(alert)
+    batch.timeline.append(
+        timeline_entry(alert, AlertEventType.OPENED, now, signal_id=str(signal_id))
+    )
     return new_event(
         AlertOpened(alert=_part(facts, alert), signal_id=signal_id), source=Service.RULES
     )
 
 
-async def _update(
-    session: AsyncSession,
+def _update(
+    batch: Batch,
     facts: DepartmentFacts,
     alert: Alert,
     assessment: Assessment,
@@ -147,7 +130,7 @@ async def _update(
     alert.level = assessment.level
     alert.reasons = reasons
     alert.ruleset_version = assessment.ruleset_version
-    session.add(
+    batch.timeline.append(
         timeline_entry(
             alert,
             AlertEventType.UPDATED,
@@ -156,19 +139,16 @@ async def _update(
             signal_id=str(signal_id),
         )
     )
-    await session.flush()
     payload = AlertUpdated(alert=_part(facts, alert), previous_level=previous, signal_id=signal_id)
     return [new_event(payload, source=Service.RULES)]
 
 
-async def _resolve(
-    session: AsyncSession, facts: DepartmentFacts, alert: Alert, now: datetime
-) -> NewEvent:
+def _resolve(batch: Batch, facts: DepartmentFacts, alert: Alert, now: datetime) -> NewEvent:
     alert.status = AlertStatus.RESOLVED
     alert.resolved_at = now
     alert.resolution = ResolutionReason.RECOVERED.value
-    session.add(timeline_entry(alert, AlertEventType.RESOLVED, now, reason="recovered"))
-    await session.flush()
+    del batch.alerts[facts.id]
+    batch.timeline.append(timeline_entry(alert, AlertEventType.RESOLVED, now, reason="recovered"))
     payload = AlertResolved(
         alert=_part(facts, alert),
         reason=ResolutionReason.RECOVERED,

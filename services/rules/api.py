@@ -23,7 +23,7 @@ from services.core.domain import Cluster, Level, Role
 from services.core.http.auth import CallerDep
 from services.core.http.state import sessions_of
 from services.ingest.openapi import ERROR_RESPONSES
-from services.rules.coverage import cell_level as _cell_level
+from services.rules.coverage import cell_level
 
 router = APIRouter(prefix="/v1/departments", tags=["assessments"])
 
@@ -180,8 +180,11 @@ class CoverageCell(BaseModel):
     updated_at: datetime
 
 
-def _regions_of(caller: Caller) -> ColumnElement[bool] | None:
-    """Which cells the caller may see; None: all of them."""
+def visible_coverage(caller: Caller) -> ColumnElement[bool] | None:
+    """Which coverage cells the caller may see; None: all of them.
+
+    The dashboard scopes its coverage pages by it too, so they never show a cell that
+    `GET /v1/coverage` would refuse the same organisation."""
     match caller.role:
         case Role.NATIONAL_TABLE | Role.GOVERNANCE | Role.ADMIN:
             return None
@@ -215,7 +218,7 @@ async def coverage(
         .join(CareType, CareType.code == RegionalCoverage.care_type_code)
         .order_by(Region.code.nulls_first(), CareType.sort_order)
     )
-    scope = _regions_of(caller)
+    scope = visible_coverage(caller)
     if scope is not None:
         query = query.where(scope)
     if region:
@@ -241,7 +244,7 @@ async def coverage(
             capacity_total=cell.capacity_total,
             capacity_at_risk=cell.capacity_at_risk,
             no_alternative=bool(cell.no_alternative),
-            level=_cell_level(cell, share),
+            level=cell_level(cell, share),
             updated_at=cell.updated_at,
         )
         for cell, code, cell_cluster in rows

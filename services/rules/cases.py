@@ -34,8 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.core.domain import Level, Scope, SignalKind
 from services.core.errors import InvalidInput
 from services.core.reference.files import packaged_care_types, packaged_norms
+from services.core.yamlfile import LineIndex, parse_yaml, read_text
 from services.rules.evaluate import Assessment, evaluate
-from services.rules.ruleset import LineIndex, Ruleset
+from services.rules.ruleset import Ruleset
 from services.rules.state import DepartmentState, Report, RuleMemory
 
 LevelName = Literal["ok", "watch", "threatened", "critical"]
@@ -93,15 +94,11 @@ def _moment(value: datetime | date) -> datetime:
 
 def load_cases(path: Path) -> tuple[CaseFile, LineIndex]:
     """Read and validate a case file; problems come with their line."""
+    text = read_text(path, "case file")
     try:
-        text = path.read_text(encoding="utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from exc
+        document, lines = parse_yaml(text)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{path}: not valid YAML: {exc}") from exc
-    lines = LineIndex(root)
     try:
         return CaseFile.model_validate(document), lines
     except ValidationError as exc:

@@ -5,31 +5,25 @@ A threatened department that is the last of its care type in its region, or whos
 take away more than `no_alternative_share` of the region's capacity for that care type, has no
 equivalent alternative (`no_alternative`): it goes up one level. A cell with departments but not
 one unthreatened among them is a coverage gap: it gets a coverage alert of its own. Cells are
-recomputed under a lock of their own, so two workers judging two departments of one cell follow
-one another.
+recomputed under a lock of their own (`lock_key`), so two workers judging two departments of one
+cell follow one another; a batch of judgements reads its cells once (`batch.py`).
 """
 
 from __future__ import annotations
 
+import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from services.core.db.models import (
-    Alert,
-    Assessment,
-    Department,
-    RegionalCoverage,
-)
+from services.core.db.models import Alert, RegionalCoverage
 from services.core.domain import (
     AlertEventType,
     AlertKind,
     AlertStatus,
     Cluster,
-    DepartmentStatus,
     EscalationStep,
     Level,
     Scope,
@@ -47,6 +41,9 @@ from services.core.events.payloads import (
 from services.rules.alerts import timeline_entry
 from services.rules.loading import DepartmentFacts
 from services.rules.reasons import for_event
+
+if TYPE_CHECKING:
+    from services.rules.batch import Batch
 
 CELL_LOCK_SPACE = 0x5653_0200
 AT_RISK = (Level.THREATENED, Level.CRITICAL)
@@ -69,11 +66,11 @@ class Cell:
     cluster: Cluster
     members: tuple[Member, ...]
 
-    @property
+    @cached_property
     def capacity_total(self) -> int:
         return sum(m.capacity for m in self.members)
 
-    @property
+    @cached_property
     def at_risk(self) -> tuple[Member, ...]:
         return tuple(m for m in self.members if m.level in AT_RISK)
 
@@ -102,50 +99,23 @@ def no_alternative(cell: Cell, department_id: object, level: Level, share: float
     return bool(cell.capacity_total) and mine / cell.capacity_total > share
 
 
-async def lock_cell(session: AsyncSession, facts: DepartmentFacts) -> None:
-    region = None if facts.scope == Scope.SUPRA_REGIONAL.value else facts.region
-    key = zlib.crc32(f"{region or 'national'}/{facts.care_type}".encode()) & 0x7FFF_FFFF
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(:space, :key)"),
-        {"space": CELL_LOCK_SPACE, "key": key},
-    )
+CellKey = tuple[int | None, str]  # (region id, or None for the country; care type)
 
 
-async def load_cell(session: AsyncSession, facts: DepartmentFacts) -> Cell:
-    """The department's cell with every active member's newest level (ok when never judged)."""
+def cell_key(facts: DepartmentFacts) -> CellKey:
+    """The department's cell: its region's, or the national one for supra-regional care."""
     national = facts.scope == Scope.SUPRA_REGIONAL.value
-    latest = (
-        select(Assessment.level)
-        .where(Assessment.department_id == Department.id)
-        .order_by(Assessment.assessed_at.desc(), Assessment.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    query = select(Department.id, Department.capacity, latest).where(
-        Department.care_type_code == facts.care_type,
-        Department.status == DepartmentStatus.ACTIVE,
-    )
-    if national:
-        query = query.where(Department.scope == Scope.SUPRA_REGIONAL)
-    else:
-        query = query.where(
-            Department.region_id == facts.region_id, Department.scope == Scope.REGIONAL
-        )
-    members = tuple(
-        Member(row[0], Level(row[2] or Level.OK), int(row[1] or 0))
-        for row in await session.execute(query)
-    )
-    return Cell(
-        region_id=None if national else facts.region_id,
-        region=None if national else facts.region,
-        care_type=facts.care_type,
-        cluster=facts.cluster,
-        members=members,
-    )
+    return (None if national else facts.region_id, facts.care_type)
+
+
+def lock_key(facts: DepartmentFacts) -> int:
+    """The advisory lock (in `CELL_LOCK_SPACE`) that guards the department's cell."""
+    region = None if facts.scope == Scope.SUPRA_REGIONAL.value else facts.region
+    return zlib.crc32(f"{region or 'national'}/{facts.care_type}".encode()) & 0x7FFF_FFFF
 
 
 async def follow_cell(
-    session: AsyncSession,
+    batch: Batch,
     cell: Cell,
     now: datetime,
     *,
@@ -159,16 +129,8 @@ async def follow_cell(
     gap over `hysteresis_reports` reports from its departments, so a region whose last
     unthreatened department hovers around a threshold does not open and close alerts each month.
     """
-    where = (
-        RegionalCoverage.region_id.is_(None)
-        if cell.region_id is None
-        else RegionalCoverage.region_id == cell.region_id
-    )
-    before = (
-        await session.execute(
-            select(RegionalCoverage).where(where, RegionalCoverage.care_type_code == cell.care_type)
-        )
-    ).scalar_one_or_none()
+    key = (cell.region_id, cell.care_type)
+    before = batch.coverage.get(key)
     figures = {
         "departments_active": len(cell.members),
         "threatened": sum(1 for m in cell.members if m.level is Level.THREATENED),
@@ -180,11 +142,12 @@ async def follow_cell(
     level = cell.level(share)
     previous_level = cell_level(before, share) if before is not None else None
     if before is not None and all(getattr(before, k) == v for k, v in figures.items()):
-        return await _coverage_alert(session, cell, level, now, ruleset_version, hysteresis_reports)
+        return await _coverage_alert(batch, cell, level, now, ruleset_version, hysteresis_reports)
     if before is None:
-        session.add(
-            RegionalCoverage(region_id=cell.region_id, care_type_code=cell.care_type, **figures)
+        batch.coverage[key] = row = RegionalCoverage(
+            region_id=cell.region_id, care_type_code=cell.care_type, **figures
         )
+        batch.add(row)
     else:
         for name, value in figures.items():
             setattr(before, name, value)
@@ -209,7 +172,7 @@ async def follow_cell(
         )
     ]
     return events + await _coverage_alert(
-        session, cell, level, now, ruleset_version, hysteresis_reports
+        batch, cell, level, now, ruleset_version, hysteresis_reports
     )
 
 
@@ -223,28 +186,18 @@ def cell_level(row: RegionalCoverage, share: float) -> Level:
 
 
 async def _coverage_alert(
-    session: AsyncSession,
+    batch: Batch,
     cell: Cell,
     level: Level,
     now: datetime,
     version: str,
     hysteresis_reports: int,
 ) -> list[NewEvent]:
-    region_match = (
-        Alert.region_id.is_(None) if cell.region_id is None else (Alert.region_id == cell.region_id)
-    )
-    alert = (
-        await session.execute(
-            select(Alert).where(
-                Alert.kind == AlertKind.COVERAGE,
-                region_match,
-                Alert.care_type_code == cell.care_type,
-                Alert.status != AlertStatus.RESOLVED,
-            )
-        )
-    ).scalar_one_or_none()
+    key = (cell.region_id, cell.care_type)
+    alert = batch.coverage_alerts.get(key)
     if cell.gap and alert is None:
         alert = Alert(
+            id=uuid.uuid4(),
             kind=AlertKind.COVERAGE,
             region_id=cell.region_id,
             care_type_code=cell.care_type,
@@ -258,9 +211,9 @@ async def _coverage_alert(
             opened_at=now,
             ruleset_version=version,
         )
-        session.add(alert)
-        await session.flush()
-        session.add(timeline_entry(alert, AlertEventType.OPENED, now))
+        batch.coverage_alerts[key] = alert
+        batch.add(alert)
+        batch.timeline.append(timeline_entry(alert, AlertEventType.OPENED, now))
         return [
             new_event(AlertOpened(alert=_part(cell, alert), signal_id=None), source=Service.RULES)
         ]
@@ -271,31 +224,18 @@ async def _coverage_alert(
         return []
     if alert.ok_since is None:
         alert.ok_since = now
-    if await _reports_since(session, cell, alert.ok_since) < hysteresis_reports:
+    reports = await batch.reports_since((m.id for m in cell.members), alert.ok_since)
+    if reports < hysteresis_reports:
         return []
     alert.status = AlertStatus.RESOLVED
     alert.resolved_at = now
     alert.resolution = ResolutionReason.RECOVERED.value
-    session.add(timeline_entry(alert, AlertEventType.RESOLVED, now))
-    await session.flush()
+    del batch.coverage_alerts[key]
+    batch.timeline.append(timeline_entry(alert, AlertEventType.RESOLVED, now))
     payload = AlertResolved(
         alert=_part(cell, alert), reason=ResolutionReason.RECOVERED, resolved_by=None, note=None
     )
     return [new_event(payload, source=Service.RULES)]
-
-
-async def _reports_since(session: AsyncSession, cell: Cell, since: datetime) -> int:
-    """Reports (assessments of a signal) from the cell's departments since the gap closed."""
-    count = await session.scalar(
-        select(func.count())
-        .select_from(Assessment)
-        .where(
-            Assessment.department_id.in_([m.id for m in cell.members]),
-            Assessment.assessed_at >= since,
-            Assessment.signal_id.is_not(None),
-        )
-    )
-    return int(count or 0)
 
 
 def _part(cell: Cell, alert: Alert) -> AlertPart:

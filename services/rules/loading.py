@@ -1,27 +1,30 @@
-"""Loading a department's state for the engine: two statements, both written out in SQL.
+"""Loading departments' state for the engine: two statements per batch, both written out in SQL.
 
-The first locks the department row and reads what does not change between judgements (its
-provider, region, care type, and the waiting-time norm of the day); the second, once the lock is
-held, reads what the last judgement left (the newest assessment, with the rule memory) and the
-reports. The reports are the newest of each kind (up to `PER_KIND`, over `HISTORY` at most): enough
-for every trend window and forecast of the ruleset, small enough to judge in microseconds.
+The first locks the departments' rows (in id order, so that two workers lock in one order) and
+reads what does not change between judgements (provider, region, care type, and the waiting-time
+norm of the day); the second, once the locks are held, reads what the last judgement of each left
+(the newest assessment, with the rule memory) and the reports. The reports are the newest of each
+kind (up to `PER_KIND`, over `HISTORY` at most): enough for every trend window and forecast of the
+ruleset, small enough to judge in microseconds.
 
 Why two and not one: a statement that waits for a row lock keeps the snapshot it started with, so
 reading the assessment in the locking statement could miss the one the lock holder was writing.
-Why SQL text rather than ORM queries: the worker loads a department per signal, and building and
-loading ORM statements cost it more CPU than the database spends answering them
-(docs/benchmarks.md, "Rules").
+Why SQL text rather than ORM queries: building and loading ORM statements cost the worker more CPU
+than the database spends answering them (docs/benchmarks.md, "Rules").
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
 
 from services.core.db.models import WaitingTimeNorm
 from services.core.domain import Cluster, Level, SignalKind
@@ -48,21 +51,22 @@ _DEPARTMENT = """
         ORDER BY w.valid_from DESC
         LIMIT 1
     ) n ON true
-    WHERE d.id = :department
+    WHERE d.id = ANY(:departments)
+    ORDER BY d.id
+    FOR NO KEY UPDATE OF d
 """
-_LOAD = text(_DEPARTMENT)
-_LOAD_LOCKED = text(_DEPARTMENT + "    FOR NO KEY UPDATE OF d\n")
+_LOAD = text(_DEPARTMENT).bindparams(bindparam("departments", type_=ARRAY(Uuid())))
 
 # The newest assessment, and the newest reports of each kind (as arrays, oldest first per kind).
 _HISTORY = text(
     """
-    SELECT a.rule_memory, a.level, a.reasons, a.assessed_at,
+    SELECT dep.id AS department_id, a.rule_memory, a.level, a.reasons, a.assessed_at,
            s.ids, s.kinds, s.observed, s.datas
-    FROM (SELECT 1) AS one
+    FROM unnest(:departments) AS dep(id)
     LEFT JOIN LATERAL (
         SELECT rule_memory, level, reasons, assessed_at
         FROM assessments
-        WHERE department_id = :department
+        WHERE department_id = dep.id
         ORDER BY assessed_at DESC, id DESC
         LIMIT 1
     ) a ON true
@@ -77,12 +81,12 @@ _HISTORY = text(
                        PARTITION BY sg.kind ORDER BY sg.observed_at DESC, sg.received_at DESC
                    ) AS n
             FROM signals sg
-            WHERE sg.department_id = :department AND sg.observed_at >= :since
+            WHERE sg.department_id = dep.id AND sg.observed_at >= :since
         ) recent
         WHERE n <= :per_kind
     ) s ON true
     """
-)
+).bindparams(bindparam("departments", type_=ARRAY(Uuid())))
 
 
 @dataclass(frozen=True)
@@ -101,25 +105,37 @@ class DepartmentFacts:
     active: bool
 
 
-async def load_department(
-    session: AsyncSession, department_id: uuid.UUID, now: datetime, *, lock: bool = False
-) -> tuple[DepartmentFacts, DepartmentState, Previous | None] | None:
-    """The department's facts, its state (reports and rule memory) and its latest assessment;
-    None if it is unknown.
+@dataclass
+class Loaded:
+    """A department as a batch of judgements sees it; `state` and `previous` move on as the
+    batch judges it (the next signal of the batch sees the memory the last one left)."""
 
-    With `lock`, the department row is locked until the transaction ends, so that two judgements
-    of one department (a signal and the silence check, say) follow one another.
-    """
-    row = (
-        await session.execute(
-            _LOAD_LOCKED if lock else _LOAD, {"department": department_id, "day": now.date()}
-        )
-    ).one_or_none()
-    if row is None:
-        return None
+    facts: DepartmentFacts
+    state: DepartmentState
+    previous: Previous | None
+
+
+async def load_departments(
+    session: AsyncSession, department_ids: Collection[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, Loaded]:
+    """The known departments among `department_ids`, locked until the transaction ends (so
+    that two judgements of one department, a signal and the silence check say, follow one
+    another), with their facts, state (reports and rule memory) and latest assessment."""
+    ids = sorted(set(department_ids))
+    rows = (await session.execute(_LOAD, {"departments": ids, "day": now.date()})).all()
+    if not rows:
+        return {}
+    found = {row.id: row for row in rows}
+    pasts = await session.execute(
+        _HISTORY, {"departments": list(found), "since": now - HISTORY, "per_kind": PER_KIND}
+    )
+    return {past.department_id: _loaded(found[past.department_id], past) for past in pasts}
+
+
+def _loaded(row: Any, past: Any) -> Loaded:
     cluster = Cluster(row.cluster)
     facts = DepartmentFacts(
-        id=department_id,
+        id=row.id,
         code=row.code,
         provider_agb=row.agb_code or "",
         region=row.region,
@@ -136,11 +152,6 @@ async def load_department(
             "aanmeld_weeks": float(row.aanmeldwachttijd_weeks),
             "behandel_weeks": float(row.behandelwachttijd_weeks),
         }
-    past = (
-        await session.execute(
-            _HISTORY, {"department": department_id, "since": now - HISTORY, "per_kind": PER_KIND}
-        )
-    ).one()
     memory: dict[str, RuleMemory] = {}
     previous = None
     if past.level is not None:
@@ -150,7 +161,7 @@ async def load_department(
         }
         previous = Previous(Level(past.level), list(past.reasons), past.assessed_at)
     state = DepartmentState(
-        department_id=department_id,
+        department_id=row.id,
         care_type=row.care_type,
         cluster=cluster,
         scope=row.scope,
@@ -160,7 +171,7 @@ async def load_department(
         reports=_reports(past.ids, past.kinds, past.observed, past.datas),
         memory=memory,
     )
-    return facts, state, previous
+    return Loaded(facts, state, previous)
 
 
 def _reports(
@@ -184,7 +195,7 @@ def _reports(
     return {kind: tuple(items) for kind, items in found.items()}
 
 
-async def _norms(session: AsyncSession, day: date) -> dict[str, float] | None:
+async def norms_on(session: AsyncSession, day: date) -> dict[str, float] | None:
     """The waiting-time norm that applies on `day` (the dashboard asks for it too)."""
     norm = (
         await session.execute(

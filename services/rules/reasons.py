@@ -11,9 +11,33 @@ from typing import Any
 from services.core.events.payloads import Reason
 from services.rules.evaluate import Reason as Found
 
+_FIGURE = (float, int, bool, str)
+
 
 def reason_document(reason: Found) -> dict[str, Any]:
-    """A reason as stored and as events carry it (the `Reason` of docs/events.md)."""
+    """A reason as stored and as events carry it (the `Reason` of docs/events.md).
+
+    Built directly, as `contract_document` would through the contract's model: the worker makes
+    one per reason per judgement, and the model's validation cost more than the rest of a
+    judgement (tests/rules/test_reasons.py holds the two equal).
+    """
+    kinds = reason.signal_kinds
+    explanation = reason.explanation
+    return {
+        "rule_id": reason.rule_id,
+        "level": reason.level.value,
+        "kind": kinds[0].value if len(kinds) == 1 else None,
+        "explanation": explanation["en"],
+        "figures": {k: v for k, v in reason.figures.items() if isinstance(v, _FIGURE)},
+        "thresholds": {"limit": reason.limit} if reason.limit is not None else {},
+        "norm": None,
+        "signal_ids": [str(signal_id) for signal_id in reason.signal_ids],
+        "explanation_nl": explanation["nl"],
+    }
+
+
+def contract_document(reason: Found) -> dict[str, Any]:
+    """`reason_document` through the event contract's model (validated; slower)."""
     return Reason(
         rule_id=reason.rule_id,
         level=reason.level,

@@ -26,6 +26,7 @@ from services.core.db.models import RulesetVersion
 from services.core.domain import Cluster, Level, SignalKind
 from services.core.errors import InvalidInput
 from services.core.reference.files import packaged_care_types
+from services.core.yamlfile import LineIndex, parse_yaml, read_text, yaml_error_line
 from services.rules.conditions import Condition, compile_condition
 
 PACKAGED = Path(__file__).with_name("default_ruleset.yaml")
@@ -240,18 +241,12 @@ class RulesetInvalid(InvalidInput):
 def load_ruleset(path: Path | None = None) -> Ruleset:
     """Read, validate and compile a ruleset (the packaged one when no path is given)."""
     path = path or PACKAGED
+    text = read_text(path, "ruleset")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read ruleset {path}: {exc.strerror or exc}") from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
+        document, lines = parse_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise RulesetInvalid(path, [Problem(line, "", f"not valid YAML: {exc}")]) from exc
-    lines = LineIndex(root)
+        problem = Problem(yaml_error_line(exc), "", f"not valid YAML: {exc}")
+        raise RulesetInvalid(path, [problem]) from exc
     try:
         parsed = RulesetFile.model_validate(document)
     except ValidationError as exc:
@@ -359,35 +354,6 @@ def _unknown_name(program: cel.Program) -> str | None:
 
 def _first(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
-
-
-class LineIndex:
-    """Line numbers of the YAML nodes, by path (`("rules", 3, "when")`)."""
-
-    def __init__(self, root: yaml.Node | None) -> None:
-        self._root = root
-
-    def line(self, path: tuple[Any, ...]) -> int | None:
-        node = self._root
-        last_line = node.start_mark.line + 1 if node is not None else None
-        for step in path:
-            if isinstance(node, yaml.MappingNode):
-                match = next(
-                    ((k, v) for k, v in node.value if getattr(k, "value", None) == str(step)),
-                    None,
-                )
-                if match is None:
-                    return last_line
-                node = match[1]
-                last_line = match[0].start_mark.line + 1
-            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
-                if step >= len(node.value):
-                    return last_line
-                node = node.value[step]
-                last_line = node.start_mark.line + 1
-            else:
-                return last_line
-        return last_line
 
 
 def _validation_problems(exc: ValidationError, lines: LineIndex) -> list[Problem]:

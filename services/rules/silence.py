@@ -4,7 +4,7 @@ Silence cannot wait for a signal to arrive. Every rules worker schedules the swe
 claimed in the database (`scheduled_runs`): only the replica whose conditional UPDATE moves the
 last-run time forward sweeps, so it happens once per interval however many workers there are.
 The sweep judges each active department that has been silent for at least the shortest silence
-of the ruleset, each in a transaction of its own, storing a judgement only when it changed.
+of the ruleset, a batch of them per transaction, storing a judgement only when it changed.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.core.db.models import Department, Signal
 from services.core.domain import DepartmentStatus
 from services.rules.ruleset import RuleKind, Ruleset
-from services.rules.worker import judge
+from services.rules.worker import Judgement, judge_batch
 
 log = logging.getLogger(__name__)
 
 JOB = "rules.silence"
 INTERVAL = timedelta(hours=1)
+SWEEP_BATCH = 200  # departments judged per transaction
 
 _CLAIM = text(
     """
@@ -83,9 +84,12 @@ async def sweep_silence(
             .scalars()
             .all()
         )
-    for department_id in candidates:
+    for start in range(0, len(candidates), SWEEP_BATCH):
+        chunk = [
+            Judgement(department_id) for department_id in candidates[start : start + SWEEP_BATCH]
+        ]
         async with sessions() as session, session.begin():
-            await judge(session, ruleset, department_id, now, store_unchanged=False)
+            await judge_batch(session, ruleset, chunk, now, store_unchanged=False)
     log.info("silence sweep: %d departments silent for %d days or more", len(candidates), days)
     return len(candidates)
 

@@ -1,45 +1,50 @@
 """The rules worker: judges a department after each of its signals, and stores the judgement.
 
-It consumes `signal.received` in consumer group `rules`. Per event, in the consumer's transaction:
-lock the department, load its state, evaluate (the pure function), store the assessment (history,
-with each rule's memory), record `assessment.changed` when the level or the reasons changed, and
-open, update or resolve the department's alert (`alerts.py`), and bring the region's coverage
-cell up to date (`coverage.py`).
+It consumes `signal.received` in consumer group `rules`, a batch at a time, in the consumer's
+transaction: lock the batch's departments, load their state, and for each signal in turn
+evaluate (the pure function), store the assessment (history, with each rule's memory), record
+`assessment.changed` when the level or the reasons changed, open, update or resolve the
+department's alert (`alerts.py`), and bring the region's coverage cell up to date
+(`coverage.py`). The reads and writes are done once per batch (`batch.py`), the judgements one
+signal after the other, as if each signal had come alone.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.db.models import Assessment as StoredAssessment
 from services.core.domain import Scope, SignalKind
 from services.core.events.consumer import Subscription
 from services.core.events.envelope import Event
-from services.core.events.outbox import record_events
 from services.core.events.payloads import AssessmentChanged, Service, new_event
 from services.core.events.types import EventType, Topic
 from services.core.metrics import ASSESSMENTS
 from services.rules.alerts import follow_assessment
+from services.rules.batch import Batch
 from services.rules.coverage import (
+    cell_key,
     follow_cell,
-    load_cell,
-    lock_cell,
     no_alternative,
     no_alternative_reason,
     raised,
     with_member,
 )
 from services.rules.evaluate import Assessment, evaluate
-from services.rules.loading import DepartmentFacts, Previous, load_department, memory_document
+from services.rules.loading import (
+    DepartmentFacts,
+    Loaded,
+    Previous,
+    load_departments,
+    memory_document,
+)
 from services.rules.reasons import for_event, reason_document
 from services.rules.ruleset import Ruleset
 
@@ -47,11 +52,55 @@ log = logging.getLogger(__name__)
 
 GROUP = "rules"
 Clock = Callable[[], datetime]
-_STORE = insert(cast(Table, StoredAssessment.__table__))
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A department to judge, and the signal that asks for it (none for the silence check)."""
+
+    department_id: uuid.UUID
+    trigger: SignalKind | None = None
+    signal_id: uuid.UUID | None = None
+
+
+async def judge_batch(
+    session: AsyncSession,
+    ruleset: Ruleset,
+    judgements: Sequence[Judgement],
+    now: datetime | Clock,
+    *,
+    store_unchanged: bool = True,
+) -> list[Assessment | None]:
+    """Judge each in turn and store the assessments; None for an unknown department.
+
+    `now` may be a clock: each judgement then gets a moment of its own, as it would have one by
+    one (the history pages by time). A scheduled judgement (`store_unchanged=False`) stores
+    nothing when nothing changed, so the history holds one row per signal and one per change,
+    not one per department per day.
+    """
+    moment = now if callable(now) else (lambda: now)
+    loaded = await load_departments(session, {j.department_id for j in judgements}, moment())
+    batch = await Batch.open(session, [entry.facts for entry in loaded.values()])
+    judged: list[Assessment | None] = []
+    for judgement in judgements:
+        entry = loaded.get(judgement.department_id)
+        if entry is None:
+            log.warning(
+                "signal for unknown department %s; nothing to judge", judgement.department_id
+            )
+            judged.append(None)
+            continue
+        judged.append(
+            await _judge(
+                batch, ruleset, entry, moment(), judgement, store_unchanged=store_unchanged
+            )
+        )
+    await batch.write()
+    return judged
 
 
 async def judge(
@@ -64,20 +113,27 @@ async def judge(
     signal_id: uuid.UUID | None = None,
     store_unchanged: bool = True,
 ) -> Assessment | None:
-    """Judge one department now and store the assessment; None for an unknown department.
+    """Judge one department now and store the assessment; None for an unknown department."""
+    judgement = Judgement(department_id, trigger, signal_id)
+    judged = await judge_batch(session, ruleset, [judgement], now, store_unchanged=store_unchanged)
+    return judged[0]
 
-    A scheduled judgement (`store_unchanged=False`) stores nothing when nothing changed, so the
-    history holds one row per signal and one per change, not one per department per day.
-    """
-    loaded = await load_department(session, department_id, now, lock=True)
-    if loaded is None:
-        log.warning("signal for unknown department %s; nothing to judge", department_id)
-        return None
-    facts, state, previous = loaded
-    assessment = evaluate(state, ruleset, now, trigger=trigger)
+
+async def _judge(
+    batch: Batch,
+    ruleset: Ruleset,
+    entry: Loaded,
+    now: datetime,
+    judgement: Judgement,
+    *,
+    store_unchanged: bool,
+) -> Assessment:
+    """One judgement of the batch: evaluate, then follow with the alert and the cell."""
+    facts, previous, signal_id = entry.facts, entry.previous, judgement.signal_id
+    assessment = evaluate(entry.state, ruleset, now, trigger=judgement.trigger)
     share = ruleset.file.no_alternative_share
-    await lock_cell(session, facts)
-    cell = with_member(await load_cell(session, facts), facts.id, assessment.level)
+    key = cell_key(facts)
+    cell = with_member(batch.cells[key], facts.id, assessment.level)
     alone = no_alternative(cell, facts.id, assessment.level, share)
     reasons = [reason_document(reason) for reason in assessment.reasons]
     if alone:
@@ -89,12 +145,9 @@ async def judge(
     )
     if not changed and not store_unchanged:
         return assessment
-    # One INSERT, at once (the alert's hysteresis counts this assessment): a Core statement, not
-    # an ORM object and a flush, which cost the worker more than the row itself.
-    await session.execute(
-        _STORE,
+    batch.store(
         {
-            "department_id": department_id,
+            "department_id": facts.id,
             "signal_id": signal_id,
             "level": assessment.level,
             "score": Decimal(assessment.score),
@@ -103,38 +156,44 @@ async def judge(
             "rule_memory": memory_document(dict(assessment.memory)),
             "ruleset_version": assessment.ruleset_version,
             "assessed_at": now,
-        },
+        }
     )
     ASSESSMENTS.labels(assessment.level.value).inc()
-    events = []
     if changed:
-        events.append(_changed_event(facts, assessment, reasons, previous, now, signal_id, alone))
-    events += await follow_assessment(
-        session,
-        facts,
-        assessment,
-        reasons,
-        now,
-        hysteresis_reports=ruleset.file.hysteresis_reports,
-        signal_id=signal_id,
-        no_alternative=alone,
+        batch.events.append(
+            _changed_event(facts, assessment, reasons, previous, now, signal_id, alone)
+        )
+    batch.events.extend(
+        await follow_assessment(
+            batch,
+            facts,
+            assessment,
+            reasons,
+            now,
+            hysteresis_reports=ruleset.file.hysteresis_reports,
+            signal_id=signal_id,
+            no_alternative=alone,
+        )
     )
-    # The cell as a fresh read would find it now: the cell lock is held since before `cell` was
-    # read, so only this department's level has moved (to what was just stored, unless an
-    # assessment dated later than `now` was already there: the newest one counts).
+    # The newest assessment is now this one, unless one dated later than `now` was already
+    # there: the next judgement of the batch, and the cell, see the newest.
     if previous is not None and previous.assessed_at is not None and previous.assessed_at > now:
         stored_level = previous.level
     else:
         stored_level = assessment.level
-    events += await follow_cell(
-        session,
-        with_member(cell, facts.id, stored_level),
-        now,
-        share=share,
-        ruleset_version=assessment.ruleset_version,
-        hysteresis_reports=ruleset.file.hysteresis_reports,
+        entry.state = replace(entry.state, memory=assessment.memory)
+        entry.previous = Previous(assessment.level, reasons, now)
+    batch.cells[key] = with_member(batch.cells[key], facts.id, stored_level)
+    batch.events.extend(
+        await follow_cell(
+            batch,
+            batch.cells[key],
+            now,
+            share=share,
+            ruleset_version=assessment.ruleset_version,
+            hysteresis_reports=ruleset.file.hysteresis_reports,
+        )
     )
-    await record_events(session, events)  # once, at the end: the log's partition lock
     return assessment
 
 
@@ -167,24 +226,27 @@ def _changed_event(
 
 
 def subscription(ruleset: Ruleset | Callable[[], Ruleset], clock: Clock = _utcnow) -> Subscription:
-    """The rules worker's consumer group: signals in, assessments out.
+    """The rules worker's consumer group: signals in, assessments out, a batch at a time.
 
     `ruleset` may be a holder (`reload.RulesetHolder`) that a SIGHUP refreshes: it is asked for
-    the current ruleset at every event.
+    the current ruleset at every batch.
     """
     current = ruleset if callable(ruleset) else (lambda: ruleset)
 
-    async def handle(session: AsyncSession, event: Event) -> None:
-        if event.type != EventType.SIGNAL_RECEIVED.value:
-            return
-        data = event.data
-        await judge(
-            session,
-            current(),
-            uuid.UUID(str(data["department_id"])),
-            clock(),
-            trigger=SignalKind(data["kind"]),
-            signal_id=uuid.UUID(str(data["signal_id"])),
-        )
+    async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
+        judgements = [
+            Judgement(
+                uuid.UUID(str(event.data["department_id"])),
+                SignalKind(event.data["kind"]),
+                uuid.UUID(str(event.data["signal_id"])),
+            )
+            for event in events
+            if event.type == EventType.SIGNAL_RECEIVED.value
+        ]
+        if judgements:
+            await judge_batch(session, current(), judgements, clock)
 
-    return Subscription(GROUP, (Topic.SIGNALS.value,), handle)
+    async def handle(session: AsyncSession, event: Event) -> None:
+        await handle_batch(session, (event,))
+
+    return Subscription(GROUP, (Topic.SIGNALS.value,), handle, batch_handler=handle_batch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -27,8 +28,20 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     connection is discarded) and the pool refills with fresh ones.
     """
     return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
+        json_serializer=dump_json,
+        json_deserializer=orjson.loads,
     )
+
+
+def dump_json(value: object) -> str:
+    """A JSON(B) column's text, with orjson: several times faster than `json.dumps`, which the
+    rules worker felt (thousands of reports and reasons a batch). Keys that are not strings are
+    written as strings, as `json.dumps` does."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -31,6 +31,8 @@ from services.core.logs import bound
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+# Applies a whole batch at once: one read and one write per table instead of one per event.
+BatchHandler = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
 # Runs inside the batch transaction, after the effects: the PostgreSQL bus moves its offsets here.
 Fence = Callable[[AsyncSession], Awaitable[None]]
 # Runs after the commit (metrics, and the Kafka offset commit).
@@ -44,12 +46,18 @@ _CLAIM = text(
 
 @dataclass(frozen=True)
 class Subscription:
-    """A consumer group: which topics it reads and what it does with each event."""
+    """A consumer group: which topics it reads and what it does with each event.
+
+    `batch_handler`, when given, applies a batch in one go and must have the effect of `handler`
+    run per event in order; when it fails, the batch is applied again event by event with
+    `handler`, to find the event that fails.
+    """
 
     group: str
     topics: tuple[str, ...]
     handler: Handler
     max_attempts: int = 5
+    batch_handler: BatchHandler | None = None
 
 
 class RetryLater(Exception):
@@ -127,10 +135,15 @@ class Applier:
         """All handlers under one savepoint; False (and rolled back to it) if one fails."""
         if not events:
             return True
+        batch = self.subscription.batch_handler
         try:
             async with session.begin_nested():
-                for event in events:
-                    await self._handle(session, event)
+                if batch is not None:
+                    with bound(group=self.subscription.group, batch=len(events)):
+                        await batch(session, events)
+                else:
+                    for event in events:
+                        await self._handle(session, event)
         except Exception as exc:
             if is_transient(exc):
                 raise

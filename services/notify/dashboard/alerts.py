@@ -1,8 +1,9 @@
 """The alert list and the alert page, with acknowledge / comment / resolve.
 
-The alert page and the actions go through the alert API's own functions (`_visible_context`,
-`_detail` with its `may`, `_act`), so the dashboard and `/v1/alerts` cannot disagree about who
-sees an alert, who may act on it, what is written to its timeline, the audit log and the bus.
+The alert page and the actions go through the alert API's own functions
+(`visible_alert_context`, `alert_detail` with its `may`, `act_on_alert`), so the dashboard and
+`/v1/alerts` cannot disagree about who sees an alert, who may act on it, what is written to its
+timeline, the audit log and the bus.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
@@ -43,7 +44,6 @@ router = APIRouter(include_in_schema=False)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 CARE_TYPE = re.compile(r"^[a-z][a-z_]*\.[a-z0-9_]+$")
 CHART_DAYS = 365
-Action = Literal["acknowledge", "comment", "resolve"]
 
 
 def parse_uuid(value: str) -> uuid.UUID:
@@ -169,7 +169,7 @@ async def alert_list(request: Request) -> Response:
 
 async def _visible(page: Page, alert_id: uuid.UUID) -> AlertContext:
     try:
-        return await api._visible_context(page.session, page.caller, alert_id)
+        return await api.visible_alert_context(page.session, page.caller, alert_id)
     except HTTPException as exc:
         raise PageError(
             exc.status_code, "forbidden" if exc.status_code == 403 else "not_found"
@@ -195,8 +195,8 @@ async def alert_page(request: Request, alert_id: str) -> Response:
     ident = parse_uuid(alert_id)
     async with open_page(request) as page:
         context = await _visible(page, ident)
-        await api._audit(page.session, request, page.caller, "alert.read", ident)
-        detail = await api._detail(page.session, request, page.caller, context)
+        await api.record_alert_audit(page.session, request, page.caller, "alert.read", ident)
+        detail = await api.alert_detail(page.session, request, page.caller, context)
         actors = {e.organisation_id for e in detail.timeline if e.organisation_id}
         names: dict[uuid.UUID, str] = {}
         if actors:
@@ -280,7 +280,7 @@ def _note_problem(exc: ValidationError, lang: str) -> str:
     return "Vul een toelichting in." if lang == "nl" else "Please write a note."
 
 
-def _body(what: Action, form: dict[str, str]) -> Any:
+def _body(what: api.AlertAction, form: dict[str, str]) -> Any:
     note = form.get("note", "").strip() or None
     if what == "acknowledge":
         return api.AcknowledgeBody(note=note)
@@ -289,7 +289,7 @@ def _body(what: Action, form: dict[str, str]) -> Any:
     return api.ResolveBody.model_validate({"reason": form.get("reason", "manual"), "note": note})
 
 
-async def _act(request: Request, alert_id: str, what: Action) -> Response:
+async def _act(request: Request, alert_id: str, what: api.AlertAction) -> Response:
     ident = parse_uuid(alert_id)
     form = await read_form(request)
     words = words_of(request)
@@ -305,7 +305,7 @@ async def _act(request: Request, alert_id: str, what: Action) -> Response:
         flash(request, "error", words("invalid_note", detail=_note_problem(exc, words.lang)))
         return redirect(back + "#actions")
     try:
-        await api._act(request, caller, ident, what, body)
+        await api.act_on_alert(request, caller, ident, what, body)
     except HTTPException as exc:
         if exc.status_code in (403, 404):
             raise PageError(

@@ -19,7 +19,7 @@ from services.notify.dashboard.alerts import parse_uuid
 from services.notify.dashboard.figures import SERIES_GROUPS, event_facts
 from services.notify.dashboard.web import Page, PageError, open_page
 from services.notify.runtime import runtime_of
-from services.rules.loading import _norms as current_norms
+from services.rules.loading import norms_on
 
 router = APIRouter(include_in_schema=False)
 HISTORY_PAGE = 20
@@ -146,7 +146,7 @@ async def department_chart(request: Request, department_id: str, index: str) -> 
         reports = await _reports(page, ident)
         norms = None
         if kind is SignalKind.WAITLIST and care_type.waiting_norms_apply:
-            norms = await current_norms(page.session, datetime.now(UTC).date())
+            norms = await norms_on(page.session, datetime.now(UTC).date())
         drawn = graphs.group_chart(kind, unit, fields, reports.get(kind, []), page.words, norms)
         if drawn is None:
             raise PageError(404, "not_found")

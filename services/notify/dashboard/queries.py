@@ -1,5 +1,5 @@
 """The dashboard's reads, each scoped by the same clauses as the API (`visible_alerts`,
-`visible_departments`, the coverage scope of `/v1/coverage`), so a page never shows what the
+`visible_departments`, `visible_coverage` of `/v1/coverage`), so a page never shows what the
 API would refuse the same organisation."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from services.core.db.models import (
 )
 from services.core.domain import AlertStatus, EscalationStep, Level, Role, SignalKind
 from services.notify.parties import silenced_now, visible_alerts
-from services.rules.api import _regions_of as coverage_scope
+from services.rules.api import visible_coverage
 from services.rules.coverage import cell_level
 
 # Aliases: `visible_alerts` names `departments` itself (a provider's own, the national table's
@@ -320,7 +320,7 @@ async def coverage_cells(
         .join(CareType, CareType.code == RegionalCoverage.care_type_code)
         .order_by(Region.name.nulls_first(), CareType.sort_order)
     )
-    scope = coverage_scope(caller)
+    scope = visible_coverage(caller)
     if scope is not None:
         query = query.where(scope)
     if only_region:

@@ -1,8 +1,9 @@
 """Delivery tests: a world with organisations and keys, a real webhook receiver and SMTP server,
 a controllable clock, and an app with the delivery routers and worker running.
 
-Reusable by other notifier tests: `receiver`, `smtp`, `clock`, `world`, `delivery_settings`,
-`running_app`, `register`, `alert_event`, `deliveries_of`.
+Reusable by other notifier tests: `receiver`, `smtp`, `clock`, `world`, `provider_a_id`,
+`delivery_settings`, `running_app`, `register`, `alert_event`, `queue_alert_events`,
+`deliveries_of`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from services.core.domain import AlertKind, Level
 from services.core.events.envelope import Event
 from services.core.http.app import create_app
 from services.notify import deliveries
+from services.notify.deliveries import enqueue_webhooks
 from services.notify.deliveries.ssrf import Resolver
 from services.notify.deliveries.worker import DeliveryWorker, delivery_worker
 from tests.ingest.conftest import PROVIDER_A, World, build_world
@@ -107,6 +109,12 @@ async def world(sessions: async_sessionmaker[AsyncSession]) -> World:
 async def organisation_id(sessions: async_sessionmaker[AsyncSession], ref: str) -> uuid.UUID:
     async with sessions() as session:
         return (await resolve_organisation(session, ref)).id
+
+
+@pytest.fixture
+async def provider_a_id(sessions: async_sessionmaker[AsyncSession], world: World) -> uuid.UUID:
+    """Provider A's organisation id: whose endpoints the tests register and queue events for."""
+    return await organisation_id(sessions, PROVIDER_A)
 
 
 @dataclass
@@ -189,6 +197,27 @@ def alert_event(
         topic="vroegsignaal.alerts.v1",
         document={},
     )
+
+
+async def queue_alert_events(
+    sessions: async_sessionmaker[AsyncSession],
+    organisation: uuid.UUID,
+    *events: tuple[str, uuid.UUID | None],
+) -> int:
+    """Queue alert events (type, alert id) for the organisation's endpoints in one transaction, as
+    the notifier does; how many deliveries that made. An event without an alert is about a
+    department of its own (so in no order among the others)."""
+    queued = 0
+    async with sessions() as session, session.begin():
+        for kind, alert_id in events:
+            department = "HIC-ZWOLLE" if alert_id else f"DEPT-{uuid.uuid4().hex[:8]}"
+            queued += await enqueue_webhooks(
+                session,
+                organisation_id=organisation,
+                event=alert_event(kind, alert_id=alert_id, department=department),
+                alert_id=alert_id,
+            )
+    return queued
 
 
 async def make_alert(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:

@@ -12,32 +12,16 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.db.models import AuditEntry
-from services.notify.deliveries import enqueue_webhooks
 from services.notify.deliveries.manage import SUBSCRIBABLE
-from tests.ingest.conftest import PROVIDER_A, World
+from tests.ingest.conftest import World
 from tests.notify.deliveries.conftest import (
     HandClock,
-    alert_event,
     delivery_settings,
-    organisation_id,
+    queue_alert_events,
     register,
     running_app,
 )
 from tests.support.receivers import WebhookReceiver
-
-
-async def _deliver_one(
-    sessions: async_sessionmaker[AsyncSession], receiver: WebhookReceiver, count: int = 1
-) -> None:
-    provider = await organisation_id(sessions, PROVIDER_A)
-    async with sessions() as session, session.begin():
-        for _ in range(count):
-            await enqueue_webhooks(
-                session,
-                organisation_id=provider,
-                event=alert_event("alert.opened", department=uuid.uuid4().hex),
-                alert_id=None,
-            )
 
 
 async def test_the_secret_is_shown_once_and_never_stored_in_clear(
@@ -131,6 +115,7 @@ async def test_another_organisation_can_neither_see_nor_touch_them(
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     receiver: WebhookReceiver,
     clock: HandClock,
 ) -> None:
@@ -138,7 +123,7 @@ async def test_another_organisation_can_neither_see_nor_touch_them(
         client = running.client
         subscription, receiver.secret = await register(client, world, "provider_a", receiver.url)
         receiver.fail_next = 1
-        await _deliver_one(sessions, receiver)
+        await queue_alert_events(sessions, provider_a_id, ("alert.opened", None))
         await running.worker.settled()
         [delivery] = (await client.get("/v1/deliveries", headers=world.auth("provider_a"))).json()[
             "items"
@@ -174,6 +159,7 @@ async def test_the_delivery_log_shows_every_attempt_pages_and_is_audited(
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     receiver: WebhookReceiver,
     clock: HandClock,
 ) -> None:
@@ -181,7 +167,7 @@ async def test_the_delivery_log_shows_every_attempt_pages_and_is_audited(
         client, auth = running.client, world.auth("provider_a")
         subscription, receiver.secret = await register(client, world, "provider_a", receiver.url)
         receiver.fail_next = 1
-        await _deliver_one(sessions, receiver, count=3)
+        await queue_alert_events(sessions, provider_a_id, *[("alert.opened", None)] * 3)
         await running.worker.settled()
         first = (await client.get("/v1/deliveries?limit=2", headers=auth)).json()
         second = (
@@ -221,13 +207,14 @@ async def test_retries_answer_409_unless_failed_and_bulk_needs_a_scope(
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     receiver: WebhookReceiver,
     clock: HandClock,
 ) -> None:
     async with running_app(database_url, delivery_settings(), clock=clock) as running:
         client, auth = running.client, world.auth("provider_a")
         subscription, receiver.secret = await register(client, world, "provider_a", receiver.url)
-        await _deliver_one(sessions, receiver)
+        await queue_alert_events(sessions, provider_a_id, ("alert.opened", None))
         await receiver.wait_for(1)
         await running.worker.settled()
         [delivered] = (await client.get("/v1/deliveries", headers=auth)).json()["items"]

@@ -16,36 +16,18 @@ from services.core.domain import DeliveryStatus
 from services.notify.deliveries import enqueue_webhooks
 from services.notify.deliveries.schedule import JITTER, MAX_ATTEMPTS, RETRY_DELAYS
 from services.notify.deliveries.worker import DeliveryWorker
-from tests.ingest.conftest import PROVIDER_A, World
+from tests.ingest.conftest import World
 from tests.notify.deliveries.conftest import (
     HandClock,
     alert_event,
     deliveries_of,
     delivery_settings,
     make_alert,
-    organisation_id,
+    queue_alert_events,
     register,
     running_app,
 )
 from tests.support.receivers import WebhookReceiver
-
-
-async def _enqueue(
-    sessions: async_sessionmaker[AsyncSession],
-    organisation: uuid.UUID,
-    *events_and_alerts: tuple[str, uuid.UUID | None],
-) -> None:
-    """Queue events (type, alert) in one transaction, as the notifier does; events without an
-    alert each about a department of their own (so in no order among themselves)."""
-    async with sessions() as session, session.begin():
-        for kind, alert_id in events_and_alerts:
-            department = "HIC-ZWOLLE" if alert_id else f"DEPT-{uuid.uuid4().hex[:8]}"
-            await enqueue_webhooks(
-                session,
-                organisation_id=organisation,
-                event=alert_event(kind, alert_id=alert_id, department=department),
-                alert_id=alert_id,
-            )
 
 
 async def _exhaust(worker: DeliveryWorker, clock: HandClock, rounds: int = MAX_ATTEMPTS) -> None:
@@ -60,6 +42,7 @@ async def test_an_event_is_delivered_once_signed_and_verified_by_the_receiver(
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     receiver: WebhookReceiver,
     clock: HandClock,
 ) -> None:
@@ -69,14 +52,13 @@ async def test_an_event_is_delivered_once_signed_and_verified_by_the_receiver(
         )
         alert = await make_alert(sessions)
         event = alert_event("alert.opened", alert_id=alert)
-        provider = await organisation_id(sessions, PROVIDER_A)
         async with sessions() as session, session.begin():
             queued = await enqueue_webhooks(
-                session, organisation_id=provider, event=event, alert_id=alert
+                session, organisation_id=provider_a_id, event=event, alert_id=alert
             )
         async with sessions() as session, session.begin():  # the same event again: a replay
             again = await enqueue_webhooks(
-                session, organisation_id=provider, event=event, alert_id=alert
+                session, organisation_id=provider_a_id, event=event, alert_id=alert
             )
         [received] = await receiver.wait_for(1)
         await running.worker.settled()
@@ -107,6 +89,7 @@ async def test_only_active_endpoints_that_want_the_event_type_get_it(
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     receiver: WebhookReceiver,
     clock: HandClock,
 ) -> None:
@@ -117,11 +100,7 @@ async def test_only_active_endpoints_that_want_the_event_type_get_it(
             f"/v1/subscriptions/{deleted}", headers=world.auth("provider_a")
         )
         await register(running.client, world, "provider_b", receiver.url)  # another org
-        provider = await organisation_id(sessions, PROVIDER_A)
-        async with sessions() as session, session.begin():
-            queued = await enqueue_webhooks(
-                session, organisation_id=provider, event=alert_event("alert.opened"), alert_id=None
-            )
+        queued = await queue_alert_events(sessions, provider_a_id, ("alert.opened", None))
     assert queued == 0
 
 
@@ -129,6 +108,7 @@ async def test_a_failing_receiver_is_retried_on_the_schedule_then_failed_then_re
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     receiver: WebhookReceiver,
     clock: HandClock,
 ) -> None:
@@ -136,9 +116,8 @@ async def test_a_failing_receiver_is_retried_on_the_schedule_then_failed_then_re
         subscription, receiver.secret = await register(
             running.client, world, "provider_a", receiver.url
         )
-        provider = await organisation_id(sessions, PROVIDER_A)
         receiver.fail_next = 1000
-        await _enqueue(sessions, provider, ("alert.opened", None))
+        await queue_alert_events(sessions, provider_a_id, ("alert.opened", None))
         # Each retry waits its turn on the schedule: nothing happens before it is due.
         for attempt in range(1, MAX_ATTEMPTS):
             await running.worker.settled()
@@ -175,9 +154,9 @@ async def test_a_failing_receiver_is_retried_on_the_schedule_then_failed_then_re
 
         # Three more fail for good; a bulk retry of the endpoint sends each exactly once.
         receiver.fail_next = 1000
-        await _enqueue(
+        await queue_alert_events(
             sessions,
-            provider,
+            provider_a_id,
             ("alert.opened", None),
             ("alert.escalated", None),
             ("alert.resolved", None),
@@ -202,6 +181,7 @@ async def test_one_alerts_deliveries_keep_their_order_while_an_earlier_one_is_re
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     receiver: WebhookReceiver,
     clock: HandClock,
 ) -> None:
@@ -213,14 +193,13 @@ async def test_one_alerts_deliveries_keep_their_order_while_an_earlier_one_is_re
             receiver.url,
             ["alert.opened", "alert.escalated", "alert.resolved"],
         )
-        provider = await organisation_id(sessions, PROVIDER_A)
         first, other = await make_alert(sessions), await make_alert(sessions)
         # The first alert's opening fails twice; its later events must wait for it.
         receiver.fail_next = 2
         receiver.fail_if = lambda body: body.get("data", {}).get("alert_id") == str(first)
-        await _enqueue(
+        await queue_alert_events(
             sessions,
-            provider,
+            provider_a_id,
             ("alert.opened", first),
             ("alert.escalated", first),
             ("alert.opened", other),
@@ -247,6 +226,7 @@ async def test_no_more_than_the_limit_of_calls_is_in_flight_at_one_endpoint(
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     receiver: WebhookReceiver,
     clock: HandClock,
 ) -> None:
@@ -254,8 +234,7 @@ async def test_no_more_than_the_limit_of_calls_is_in_flight_at_one_endpoint(
     async with running_app(database_url, settings, clock=clock) as running:
         _, receiver.secret = await register(running.client, world, "provider_a", receiver.url)
         receiver.delay = 0.15
-        provider = await organisation_id(sessions, PROVIDER_A)
-        await _enqueue(sessions, provider, *[("alert.opened", None)] * 12)
+        await queue_alert_events(sessions, provider_a_id, *[("alert.opened", None)] * 12)
         await receiver.wait_for(12)
     assert receiver.max_in_flight == 3
     # The connections are kept alive and reused, not one per call.
@@ -266,6 +245,7 @@ async def test_two_workers_never_send_one_delivery_twice(
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     receiver: WebhookReceiver,
     clock: HandClock,
 ) -> None:
@@ -279,8 +259,7 @@ async def test_two_workers_never_send_one_delivery_twice(
         async with second:
             _, second.secret = await register(two.client, world, "provider_a", second.url)
             receiver.delay = second.delay = 0.005
-            provider = await organisation_id(sessions, PROVIDER_A)
-            await _enqueue(sessions, provider, *[("alert.opened", None)] * 60)
+            await queue_alert_events(sessions, provider_a_id, *[("alert.opened", None)] * 60)
             await receiver.wait_for(60, within=30)
             await second.wait_for(60, within=30)
             await one.worker.settled()
@@ -297,6 +276,7 @@ async def test_a_host_that_now_resolves_to_a_private_address_is_not_called(
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     clock: HandClock,
 ) -> None:
     answers = {"hooks.example.nl": ["93.184.215.14"]}
@@ -308,8 +288,7 @@ async def test_a_host_that_now_resolves_to_a_private_address_is_not_called(
     async with running_app(database_url, settings, clock=clock, resolver=resolver) as running:
         await register(running.client, world, "provider_a", "https://hooks.example.nl/in")
         answers["hooks.example.nl"] = ["10.0.0.7"]  # DNS rebinding after registration
-        provider = await organisation_id(sessions, PROVIDER_A)
-        await _enqueue(sessions, provider, ("alert.opened", None))
+        await queue_alert_events(sessions, provider_a_id, ("alert.opened", None))
         await running.worker.settled()
     [(delivery, [attempt])] = await deliveries_of(sessions)
     assert delivery.status is DeliveryStatus.PENDING and delivery.attempts == 1  # retried later
@@ -323,6 +302,7 @@ async def test_the_call_goes_to_the_resolved_address_under_the_registered_name(
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     receiver: WebhookReceiver,
     clock: HandClock,
 ) -> None:
@@ -335,9 +315,7 @@ async def test_the_call_goes_to_the_resolved_address_under_the_registered_name(
         database_url, delivery_settings(), clock=clock, resolver=resolver
     ) as running:
         _, receiver.secret = await register(running.client, world, "provider_a", url)
-        await _enqueue(
-            sessions, await organisation_id(sessions, PROVIDER_A), ("alert.opened", None)
-        )
+        await queue_alert_events(sessions, provider_a_id, ("alert.opened", None))
         await receiver.wait_for(1)
     assert receiver.host_headers == [f"receiver.invalid:{receiver.port}"]
 
@@ -346,6 +324,7 @@ async def test_a_redirect_is_not_followed_and_a_slow_receiver_times_out(
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     receiver: WebhookReceiver,
     clock: HandClock,
 ) -> None:
@@ -353,13 +332,12 @@ async def test_a_redirect_is_not_followed_and_a_slow_receiver_times_out(
     settings = delivery_settings(webhook_timeout_seconds=0.3)
     async with elsewhere, running_app(database_url, settings, clock=clock) as running:
         _, receiver.secret = await register(running.client, world, "provider_a", receiver.url)
-        provider = await organisation_id(sessions, PROVIDER_A)
         receiver.redirect_to = elsewhere.url
-        await _enqueue(sessions, provider, ("alert.opened", None))
+        await queue_alert_events(sessions, provider_a_id, ("alert.opened", None))
         await running.worker.settled()
         receiver.redirect_to = None
         receiver.delay = 1.0
-        await _enqueue(sessions, provider, ("alert.opened", None))
+        await queue_alert_events(sessions, provider_a_id, ("alert.opened", None))
         await running.worker.settled()
     [(_, [redirected]), (_, [slow])] = await deliveries_of(sessions)
     assert redirected.status_code == 307
@@ -374,6 +352,7 @@ async def test_the_worker_wakes_on_new_work_at_once(
     database_url: str,
     sessions: async_sessionmaker[AsyncSession],
     world: World,
+    provider_a_id: uuid.UUID,
     receiver: WebhookReceiver,
     clock: HandClock,
 ) -> None:
@@ -382,9 +361,8 @@ async def test_the_worker_wakes_on_new_work_at_once(
         database_url, delivery_settings(), clock=clock, poll_interval=30
     ) as running:
         _, receiver.secret = await register(running.client, world, "provider_a", receiver.url)
-        provider = await organisation_id(sessions, PROVIDER_A)
         await running.worker.settled()
         started = asyncio.get_running_loop().time()
-        await _enqueue(sessions, provider, ("alert.opened", None))
+        await queue_alert_events(sessions, provider_a_id, ("alert.opened", None))
         await receiver.wait_for(1, within=2)
     assert asyncio.get_running_loop().time() - started < 1.0

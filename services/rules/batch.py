@@ -1,0 +1,180 @@
+"""What one batch of judgements reads up front and writes at the end.
+
+The worker judges a consumer batch of signals (up to 500) in one transaction. Reading each
+department's alert, its coverage cell and the cell's alert per signal cost about nine statements
+a signal (docs/benchmarks.md, "Rules"); here they are read once for the whole batch and kept up
+to date in memory as the batch's judgements follow one another, and the assessments, alerts,
+timeline entries and events are written once at the end. Every judgement sees what it would
+have seen one by one: the rows read are locked for the batch (departments, cells), and what the
+batch itself has written so far is counted from memory.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Integer, String, Uuid
+
+from services.core.db.models import Alert, AlertEvent, RegionalCoverage
+from services.core.db.models import Assessment as StoredAssessment
+from services.core.domain import AlertKind, AlertStatus, Level, Scope
+from services.core.events.outbox import NewEvent, record_events
+from services.rules.coverage import CELL_LOCK_SPACE, Cell, CellKey, Member, cell_key, lock_key
+from services.rules.loading import DepartmentFacts
+
+_STORE = insert(cast(Table, StoredAssessment.__table__))
+# Advisory locks taken in the order of the (sorted) array: two workers lock cells in one order.
+_LOCK_CELLS = text(
+    "SELECT pg_advisory_xact_lock(:space, key) FROM unnest(:keys) AS key"
+).bindparams(bindparam("keys", type_=ARRAY(Integer())))
+# Every active member of the cells, with its newest level (none when never judged).
+_MEMBERS = text(
+    """
+    SELECT d.id, d.capacity, d.care_type_code, d.region_id, d.scope, a.level
+    FROM departments d
+    LEFT JOIN LATERAL (
+        SELECT level FROM assessments
+        WHERE department_id = d.id
+        ORDER BY assessed_at DESC, id DESC
+        LIMIT 1
+    ) a ON true
+    WHERE d.status = 'active' AND (
+        (d.scope = 'regional' AND (d.region_id, d.care_type_code) IN (
+            SELECT * FROM unnest(:regions, :regional_types)))
+        OR (d.scope = 'supra_regional' AND d.care_type_code = ANY(:national_types))
+    )
+    """
+).bindparams(
+    bindparam("regions", type_=ARRAY(Integer())),
+    bindparam("regional_types", type_=ARRAY(String())),
+    bindparam("national_types", type_=ARRAY(String())),
+)
+_REPORTS_SINCE = text(
+    """
+    SELECT count(*) FROM assessments
+    WHERE department_id = ANY(:departments) AND assessed_at >= :since AND signal_id IS NOT NULL
+    """
+).bindparams(bindparam("departments", type_=ARRAY(Uuid())))
+
+
+@dataclass
+class Batch:
+    """The rows a batch of judgements works on, and what it has to write."""
+
+    session: AsyncSession
+    cells: dict[CellKey, Cell]
+    alerts: dict[uuid.UUID, Alert]  # department → its unresolved alert
+    coverage: dict[CellKey, RegionalCoverage]
+    coverage_alerts: dict[CellKey, Alert]
+    assessments: list[dict[str, Any]] = field(default_factory=list)
+    added: list[RegionalCoverage | Alert] = field(default_factory=list)
+    timeline: list[AlertEvent] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, session: AsyncSession, departments: Collection[DepartmentFacts]) -> Batch:
+        """Lock the departments' cells and read the cells, their figures and every alert."""
+        by_key = {cell_key(facts): facts for facts in departments}
+        locks = sorted({lock_key(facts) for facts in departments})
+        if locks:
+            await session.execute(_LOCK_CELLS, {"space": CELL_LOCK_SPACE, "keys": locks})
+        cells = await _load_cells(session, by_key)
+        care_types = sorted({key[1] for key in by_key})
+        department_ids = [facts.id for facts in departments]
+        alerts: dict[uuid.UUID, Alert] = {}
+        coverage_alerts: dict[CellKey, Alert] = {}
+        coverage: dict[CellKey, RegionalCoverage] = {}
+        if department_ids:
+            for alert in await session.scalars(
+                select(Alert).where(
+                    Alert.status != AlertStatus.RESOLVED,
+                    (Alert.department_id.in_(department_ids) & (Alert.kind == AlertKind.DEPARTMENT))
+                    | (Alert.care_type_code.in_(care_types) & (Alert.kind == AlertKind.COVERAGE)),
+                )
+            ):
+                if alert.kind is AlertKind.DEPARTMENT and alert.department_id is not None:
+                    alerts[alert.department_id] = alert
+                elif (key := (alert.region_id, alert.care_type_code)) in by_key:
+                    coverage_alerts[key] = alert
+            for row in await session.scalars(
+                select(RegionalCoverage).where(RegionalCoverage.care_type_code.in_(care_types))
+            ):
+                if (key := (row.region_id, row.care_type_code)) in by_key:
+                    coverage[key] = row
+        return cls(session, cells, alerts, coverage, coverage_alerts)
+
+    def store(self, row: dict[str, Any]) -> None:
+        """An assessment to insert (counted at once by `reports_since`)."""
+        self.assessments.append(row)
+
+    def add(self, row: RegionalCoverage | Alert) -> None:
+        self.added.append(row)
+
+    async def reports_since(self, department_ids: Iterable[object], since: datetime) -> int:
+        """Assessments of a signal since `since` of these departments: stored, and this batch's."""
+        ids = list(department_ids)
+        if not ids:
+            return 0
+        with self.session.no_autoflush:
+            stored = await self.session.scalar(_REPORTS_SINCE, {"departments": ids, "since": since})
+        wanted = set(ids)
+        pending = sum(
+            1
+            for row in self.assessments
+            if row["department_id"] in wanted
+            and row["signal_id"] is not None
+            and row["assessed_at"] >= since
+        )
+        return int(stored or 0) + pending
+
+    async def write(self) -> None:
+        """Everything at once: assessments, then alerts and cells, then timelines and events."""
+        session = self.session
+        if self.assessments:
+            await session.execute(_STORE, self.assessments)
+        if self.added:
+            session.add_all(self.added)
+        await session.flush()  # the alerts first: their timeline entries refer to them
+        if self.timeline:
+            session.add_all(self.timeline)
+            await session.flush()
+        await record_events(session, self.events)  # once: the log's partition lock
+
+
+async def _load_cells(
+    session: AsyncSession, by_key: dict[CellKey, DepartmentFacts]
+) -> dict[CellKey, Cell]:
+    regional = [key for key in by_key if key[0] is not None]
+    national = [key[1] for key in by_key if key[0] is None]
+    members: dict[CellKey, list[Member]] = {key: [] for key in by_key}
+    if by_key:
+        rows = await session.execute(
+            _MEMBERS,
+            {
+                "regions": [key[0] for key in regional],
+                "regional_types": [key[1] for key in regional],
+                "national_types": national,
+            },
+        )
+        for row in rows:
+            national_member = row.scope == Scope.SUPRA_REGIONAL.value
+            key = (None if national_member else row.region_id, row.care_type_code)
+            level = Level(row.level) if row.level else Level.OK
+            members[key].append(Member(row.id, level, int(row.capacity or 0)))
+    return {
+        key: Cell(
+            region_id=key[0],
+            region=None if key[0] is None else facts.region,
+            care_type=facts.care_type,
+            cluster=facts.cluster,
+            members=tuple(sorted(members[key], key=lambda m: str(m.id))),
+        )
+        for key, facts in by_key.items()
+    }
