@@ -351,7 +351,10 @@ class _Run:
         """
         before = self.state.memory.get(step.id)
         if before is None:
-            current = RuleMemory(consecutive=1, since=self.now)
+            # A run starts with the report that shows it, not with one of another kind judged
+            # first: that would count the report of its own kind twice (docs/rules.md, `for`).
+            own = self.trigger is None or self.trigger in step.signals
+            current = RuleMemory(consecutive=1 if own else 0, since=self.now)
         elif self.trigger is not None and self.trigger in step.signals:
             current = RuleMemory(before.consecutive + 1, before.since)
         else:

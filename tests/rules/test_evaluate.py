@@ -196,6 +196,25 @@ def test_a_report_of_another_kind_does_not_count_towards_a_sustained_rule(rulese
     assert memory["staffing.vacancies_sustained"].consecutive == 1
 
 
+def test_a_run_first_seen_at_a_report_of_another_kind_counts_its_own_reports_only(
+    ruleset: Ruleset,
+) -> None:
+    """Two kinds reported on one day, the other kind judged first: the staffing report is not
+    counted twice (once at the waitlist's judgement, once at its own)."""
+    high = {"fte_budgeted": 20, "vacancies_fte": 4}
+    memory: Mapping[str, Any] = {}
+    levels = []
+    triggers = [SignalKind.WAITLIST, SignalKind.STAFFING, SignalKind.STAFFING, SignalKind.STAFFING]
+    for n, trigger in enumerate(triggers):
+        staffing = report(SignalKind.STAFFING, 4 - max(n, 1), **high)
+        state = department(staffing, report(SignalKind.WAITLIST, 3, waiting_count=3), memory=memory)
+        assessment = evaluate(state, ruleset, NOW, trigger=trigger)
+        memory = assessment.memory
+        levels.append(assessment.level)
+    assert memory["staffing.vacancies_sustained"].consecutive == 3
+    assert levels == [Level.OK, Level.OK, Level.OK, Level.THREATENED]
+
+
 def test_scope_by_cluster(ruleset: Ruleset) -> None:
     nobody = report(SignalKind.STAFFING, 1, fte_budgeted=20, psychiatrist_fte=0)
     hic = department(nobody, cluster=Cluster.ACUTE, care_type="acute.hic")
