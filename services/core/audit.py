@@ -1,12 +1,18 @@
-"""The audit log: who did what to which object, written in the caller's transaction."""
+"""The audit log: who did what to which object, from where, written in the caller's transaction.
+
+`audit_call` is what every API route and dashboard page that reads or changes alert data calls
+(tests/reliability/test_audit_completeness.py holds them to it); `record_audit` is the row itself.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.access import Caller
 from services.core.db.models import AuditEntry
 
 
@@ -36,4 +42,29 @@ async def record_audit(
             client_address=client_address,
             details=details or {},
         )
+    )
+
+
+async def audit_call(
+    session: AsyncSession,
+    request: Request,
+    caller: Caller,
+    action: str,
+    *,
+    object_type: str,
+    object_id: object | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit what a caller of the API or the dashboard read or did: who, how, from where."""
+    await record_audit(
+        session,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id) if object_id is not None else None,
+        channel=caller.channel,
+        organisation_id=caller.organisation_id,
+        user_id=caller.user_id,
+        api_key_id=caller.api_key_id,
+        client_address=request.client.host if request.client else None,
+        details=details,
     )

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.access import Caller, may_read_signals, visible_departments
 from services.core.admin.departments import DEPARTMENT_CODE, DepartmentSpec, add_department
+from services.core.audit import audit_call
 from services.core.db.models import CareType, Department, Organisation, Region, Signal
 from services.core.domain import Cluster, DepartmentStatus, Role, Scope, SignalKind, SignalSource
 from services.core.errors import Conflict, Forbidden, InvalidInput
@@ -207,8 +208,16 @@ async def list_signals(
     """Paged by a cursor (stable while new signals arrive), newest `observed_at` first."""
     if not may_read_signals(caller):
         raise HTTPException(403, "The governance board reads the digest, not raw signals.")
-    async with sessions_of(request)() as session:
+    async with sessions_of(request)() as session, session.begin():
         await _visible(session, caller, department_id)
+        await audit_call(
+            session,
+            request,
+            caller,
+            "signal.list",
+            object_type="department",
+            object_id=department_id,
+        )
         query = select(Signal).where(Signal.department_id == department_id)
         if kind:
             query = query.where(Signal.kind == kind)

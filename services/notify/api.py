@@ -23,7 +23,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.access import Caller
-from services.core.audit import record_audit
+from services.core.audit import audit_call
 from services.core.db.errors import in_transaction_retrying
 from services.core.db.models import (
     Alert,
@@ -214,17 +214,8 @@ async def record_alert_audit(
     """Audit a read of or an action on an alert (`alert_id` None: a list, or no alert).
 
     Shared with the silences API and the dashboard, so every way in leaves the same trace."""
-    await record_audit(
-        session,
-        action=action,
-        object_type="alert",
-        object_id=str(alert_id) if alert_id else None,
-        channel=caller.channel,
-        organisation_id=caller.organisation_id,
-        user_id=caller.user_id,
-        api_key_id=caller.api_key_id,
-        client_address=request.client.host if request.client else None,
-        details=details,
+    await audit_call(
+        session, request, caller, action, object_type="alert", object_id=alert_id, details=details
     )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.access import Caller, visible_departments
-from services.core.audit import record_audit
+from services.core.audit import audit_call
 from services.core.db.models import Assessment, CareType, Department, Region, RegionalCoverage
 from services.core.domain import Cluster, Level, Role
 from services.core.http.auth import CallerDep
@@ -79,27 +79,6 @@ async def _allowed(session: AsyncSession, caller: Caller, department_id: uuid.UU
         raise HTTPException(403, "This department is not one your organisation may see.")
 
 
-async def _audit(
-    session: AsyncSession,
-    caller: Caller,
-    what: str,
-    *,
-    object_type: str = "department",
-    object_id: uuid.UUID | None = None,
-) -> None:
-    """Every read of judgements and coverage is recorded: who, how, about what."""
-    await record_audit(
-        session,
-        action=what,
-        object_type=object_type,
-        object_id=str(object_id) if object_id else None,
-        channel=caller.channel,
-        organisation_id=caller.organisation_id,
-        user_id=caller.user_id,
-        api_key_id=caller.api_key_id,
-    )
-
-
 @router.get(
     "/{department_id}/assessment",
     summary="The department's current assessment",
@@ -111,7 +90,14 @@ async def current_assessment(
     """The newest judgement, with its reasons in Dutch and English."""
     async with sessions_of(request)() as session, session.begin():
         await _allowed(session, caller, department_id)
-        await _audit(session, caller, "assessment.read", object_id=department_id)
+        await audit_call(
+            session,
+            request,
+            caller,
+            "assessment.read",
+            object_type="department",
+            object_id=department_id,
+        )
         row = (
             await session.execute(
                 select(Assessment)
@@ -142,7 +128,14 @@ async def assessment_history(
         raise HTTPException(422, "`before` needs a time zone, e.g. 2026-11-01T09:00:00Z.")
     async with sessions_of(request)() as session, session.begin():
         await _allowed(session, caller, department_id)
-        await _audit(session, caller, "assessment.history.read", object_id=department_id)
+        await audit_call(
+            session,
+            request,
+            caller,
+            "assessment.history.read",
+            object_type="department",
+            object_id=department_id,
+        )
         query = select(Assessment).where(Assessment.department_id == department_id)
         if before is not None:
             query = query.where(Assessment.assessed_at < before)
@@ -230,7 +223,7 @@ async def coverage(
     if gaps_only:
         query = query.where(RegionalCoverage.no_alternative > 0)
     async with sessions_of(request)() as session, session.begin():
-        await _audit(session, caller, "coverage.read", object_type="coverage")
+        await audit_call(session, request, caller, "coverage.read", object_type="coverage")
         rows = (await session.execute(query)).all()
     share = float(getattr(request.app.state, "no_alternative_share", DEFAULT_SHARE))
     return [

@@ -4,16 +4,11 @@ period, the suffix or the role, no answer is a 5xx or breaks the documented sche
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis import Case
-from schemathesis.checks import positive_data_acceptance
 
 from services.core.config import Settings
 from services.core.db.engine import make_engine, make_sessions
@@ -22,6 +17,7 @@ from services.notify import digest
 from tests.digest.world import AMS
 from tests.ingest.conftest import World, build_world
 from tests.ingest.test_fuzz import _reset
+from tests.support.fuzzing import examples, fuzz_operation, operations
 from tests.support.live_server import LiveServer
 
 ROLES = ("governance", "provider_a")
@@ -59,12 +55,7 @@ def live(database_url: str) -> Iterator[tuple[LiveServer, World]]:
 
 def _operations() -> list[str]:
     app = _app("postgresql://nobody@localhost/none")
-    return [
-        f"{method.upper()} {path}"
-        for path, item in sorted(app.openapi()["paths"].items())
-        for method in item
-        if path.startswith("/v1/digests")
-    ]
+    return operations(app, lambda path: path.startswith("/v1/digests"))
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -73,22 +64,4 @@ def test_no_server_errors_on_the_digest_routes(
     label: str, role: str, live: tuple[LiveServer, World]
 ) -> None:
     server, world = live
-    schema = schemathesis.openapi.from_url(f"{server.base}/openapi.json")
-    method, path = label.split(" ", 1)
-    operation = schema[path][method.lower()]
-
-    @given(case=operation.as_strategy())
-    @settings(
-        max_examples=int(os.environ.get("VROEGSIGNAAL_FUZZ_EXAMPLES", "25")),
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
-    def check(case: Case[Any]) -> None:
-        headers = {**dict(case.headers or {}), **world.auth(role)}
-        response = case.call_and_validate(
-            base_url=server.base, headers=headers, excluded_checks=[positive_data_acceptance]
-        )
-        assert response.status_code < 500
-
-    check()
+    fuzz_operation(server.base, label, world.auth(role), max_examples=examples(25))

@@ -4,17 +4,12 @@ with schemathesis against a real server: no answer may be a 5xx or break its own
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import schemathesis
 from cryptography.fernet import Fernet
-from hypothesis import HealthCheck, given, settings
-from schemathesis import Case
-from schemathesis.checks import positive_data_acceptance
 
 from services import ingest
 from services.core.config import Settings
@@ -27,6 +22,7 @@ from services.rules.ruleset import load_ruleset
 from tests.ingest.conftest import World, build_world
 from tests.ingest.test_fuzz import _reset
 from tests.notify.world import staffing
+from tests.support.fuzzing import examples, fuzz_operation, operations
 from tests.support.live_server import LiveServer
 
 ROLES = ("insurer_zk", "national_table")
@@ -82,12 +78,7 @@ def _operations() -> list[str]:
         "/v1/subscriptions",
         "/v1/deliveries",
     )  # digests: tests/digest
-    return [
-        f"{method.upper()} {path}"
-        for path, item in sorted(app.openapi()["paths"].items())
-        for method in item
-        if path.startswith(notify_paths) or path.endswith("/silences")
-    ]
+    return operations(app, lambda path: path.startswith(notify_paths) or path.endswith("/silences"))
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -96,22 +87,4 @@ def test_no_server_errors_on_the_notifier_routes(
     label: str, role: str, live: tuple[LiveServer, World]
 ) -> None:
     server, world = live
-    schema = schemathesis.openapi.from_url(f"{server.base}/openapi.json")
-    method, path = label.split(" ", 1)
-    operation = schema[path][method.lower()]
-
-    @given(case=operation.as_strategy())
-    @settings(
-        max_examples=int(os.environ.get("VROEGSIGNAAL_FUZZ_EXAMPLES", "25")),
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
-    def check(case: Case[Any]) -> None:
-        headers = {**dict(case.headers or {}), **world.auth(role)}
-        response = case.call_and_validate(
-            base_url=server.base, headers=headers, excluded_checks=[positive_data_acceptance]
-        )
-        assert response.status_code < 500
-
-    check()
+    fuzz_operation(server.base, label, world.auth(role), max_examples=examples(25))

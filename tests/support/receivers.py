@@ -54,13 +54,15 @@ class WebhookReceiver:
 
     secret: str | None = None  # verify with this (the `whsec_...` from registration)
     status: int = 204  # the answer to a verified call
-    fail_next: int = 0  # answer 500 to this many calls first
+    fail_next: int = 0  # answer `fail_status` to this many calls first
+    fail_status: int = 500  # e.g. 503 for a receiver behind a maintenance page
     fail_if: Callable[[dict[str, Any]], bool] | None = None  # ...only to calls whose body matches
     delay: float = 0.0  # seconds before answering
     redirect_to: str | None = None  # answer 307 to this location instead
     path: str = "/hook"
     accepted: list[Received] = field(default_factory=list)
     calls: int = 0  # every call, failed or not
+    failed_ids: list[str] = field(default_factory=list)  # the `webhook-id` of each failed call
     refused_signatures: list[str] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -104,10 +106,11 @@ class WebhookReceiver:
             failing = self.fail_next > 0 and (self.fail_if is None or self.fail_if(_json(body)))
             if failing:
                 self.fail_next -= 1
+                self.failed_ids.append(headers.get("webhook-id", ""))
             if self.delay:
                 await asyncio.sleep(self.delay)
             if failing:
-                await _answer(send, 500, b"receiver down for maintenance")
+                await _answer(send, self.fail_status, b"receiver down for maintenance")
             elif self.redirect_to is not None:
                 await _answer(send, 307, b"", [(b"location", self.redirect_to.encode())])
             else:
@@ -147,7 +150,8 @@ class WebhookReceiver:
                 await self._arrived.wait()
 
     async def __aenter__(self) -> WebhookReceiver:
-        self.port = free_port()
+        # A port given beforehand is kept: a receiver that comes up where one was down.
+        self.port = self.port or free_port()
         config = uvicorn.Config(
             self, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
         )

@@ -19,8 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.access import Caller
-from services.core.audit import record_audit
+from services.core.audit import audit_call
 from services.core.db.models import Delivery, DeliveryAttempt, WebhookSubscription
 from services.core.domain import DeliveryChannel, DeliveryStatus
 from services.core.http.auth import CallerDep
@@ -54,30 +53,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 subscriptions = APIRouter(prefix="/v1/subscriptions", tags=["webhooks"])
 deliveries = APIRouter(prefix="/v1/deliveries", tags=["webhooks"])
-
-
-async def _audit(
-    session: AsyncSession,
-    request: Request,
-    caller: Caller,
-    action: str,
-    *,
-    object_type: str,
-    object_id: uuid.UUID | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    await record_audit(
-        session,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id) if object_id else None,
-        channel=caller.channel,
-        organisation_id=caller.organisation_id,
-        user_id=caller.user_id,
-        api_key_id=caller.api_key_id,
-        client_address=request.client.host if request.client else None,
-        details=details,
-    )
 
 
 def _box(request: Request) -> SecretBox:
@@ -127,7 +102,7 @@ async def create_subscription(
             description=body.description,
             box=box,
         )
-        await _audit(
+        await audit_call(
             session,
             request,
             caller,
@@ -180,7 +155,7 @@ async def delete_subscription(
             session, organisation_id=caller.organisation_id, subscription_id=subscription_id
         )
         failed = await manage.delete_subscription(session, subscription=row, now=datetime.now(UTC))
-        await _audit(
+        await audit_call(
             session,
             request,
             caller,
@@ -207,7 +182,7 @@ async def enable_subscription(
             session, organisation_id=caller.organisation_id, subscription_id=subscription_id
         )
         await manage.enable_subscription(session, subscription=row)
-        await _audit(
+        await audit_call(
             session,
             request,
             caller,
@@ -233,7 +208,7 @@ async def test_subscription(
             session, organisation_id=caller.organisation_id, subscription_id=subscription_id
         )
         delivery = await manage.send_test(session, subscription=row, now=datetime.now(UTC))
-        await _audit(
+        await audit_call(
             session,
             request,
             caller,
@@ -284,7 +259,7 @@ async def list_deliveries(
     async with sessions_of(request)() as session, session.begin():
         rows = list((await session.scalars(query.order_by(Delivery.seq.desc()).limit(limit))).all())
         attempts = await _attempts(session, [row.id for row in rows])
-        await _audit(
+        await audit_call(
             session,
             request,
             caller,
@@ -311,7 +286,7 @@ async def get_delivery(
             session, organisation_id=caller.organisation_id, delivery_id=delivery_id
         )
         attempts = await _attempts(session, [row.id])
-        await _audit(
+        await audit_call(
             session, request, caller, "delivery.read", object_type="delivery", object_id=row.id
         )
     return DeliveryDetail.detail(row, attempts[row.id])
@@ -348,7 +323,7 @@ async def retry_many(request: Request, caller: CallerDep, body: BulkRetry) -> Bu
             subscription_id=body.subscription,
             since=body.since,
         )
-        await _audit(
+        await audit_call(
             session,
             request,
             caller,
@@ -376,7 +351,7 @@ async def retry_one(request: Request, caller: CallerDep, delivery_id: uuid.UUID)
         )
         row = await manage.retry_delivery(session, delivery=row)
         attempts = await _attempts(session, [row.id])
-        await _audit(
+        await audit_call(
             session, request, caller, "delivery.retried", object_type="delivery", object_id=row.id
         )
     return DeliveryRead.of(row, attempts[row.id])

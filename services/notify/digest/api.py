@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.access import Caller
-from services.core.audit import record_audit
+from services.core.audit import audit_call
 from services.core.db.models import Digest
 from services.core.domain import DigestStatus
 from services.core.events.payloads import PERIOD_PATTERN, DigestCounts, DigestLinks
@@ -104,17 +104,8 @@ async def _audit(
     period: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    await record_audit(
-        session,
-        action=action,
-        object_type="digest",
-        object_id=period,
-        channel=caller.channel,
-        organisation_id=caller.organisation_id,
-        user_id=caller.user_id,
-        api_key_id=caller.api_key_id,
-        client_address=request.client.host if request.client else None,
-        details=details,
+    await audit_call(
+        session, request, caller, action, object_type="digest", object_id=period, details=details
     )
 
 
