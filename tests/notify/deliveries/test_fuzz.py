@@ -4,15 +4,10 @@ client sends, the answer is never a 5xx and always matches the documented schema
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis import Case
-from schemathesis.checks import positive_data_acceptance
 from sqlalchemy import text
 
 from services.core.db.base import Base
@@ -21,6 +16,7 @@ from services.core.http.app import create_app
 from services.notify import deliveries
 from tests.ingest.conftest import World, build_world
 from tests.notify.deliveries.conftest import delivery_settings
+from tests.support.fuzzing import examples, fuzz_operation, operations
 from tests.support.live_server import LiveServer
 
 
@@ -62,35 +58,12 @@ def live(database_url: str) -> Iterator[tuple[LiveServer, World]]:
 
 def _operations() -> list[str]:
     app = _app("postgresql://nobody@localhost/none")
-    return [
-        f"{method.upper()} {path}"
-        for path, item in sorted(app.openapi()["paths"].items())
-        if path.startswith(("/v1/subscriptions", "/v1/deliveries"))
-        for method in item
-    ]
+    return operations(app, lambda path: path.startswith(("/v1/subscriptions", "/v1/deliveries")))
 
 
 @pytest.mark.parametrize("label", _operations())
 def test_no_server_errors(label: str, live: tuple[LiveServer, World]) -> None:
+    """Random ids name nothing of ours (404), and an organisation has at most 20 endpoints
+    (409): schema-valid requests refused on purpose are not a failure here (fuzzing.py)."""
     server, world = live
-    schema = schemathesis.openapi.from_url(f"{server.base}/openapi.json")
-    method, path = label.split(" ", 1)
-    operation = schema[path][method.lower()]
-
-    @given(case=operation.as_strategy())
-    @settings(
-        max_examples=int(os.environ.get("VROEGSIGNAAL_FUZZ_EXAMPLES", "25")),
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
-    def check(case: Case[Any]) -> None:
-        headers = {**dict(case.headers or {}), **world.auth("provider_a")}
-        # Random ids name nothing of ours (404), and an organisation has at most 20 endpoints
-        # (409): schema-valid requests are refused on purpose, so that is not a check here.
-        response = case.call_and_validate(
-            base_url=server.base, headers=headers, excluded_checks=[positive_data_acceptance]
-        )
-        assert response.status_code < 500
-
-    check()
+    fuzz_operation(server.base, label, world.auth("provider_a"), max_examples=examples(25))
