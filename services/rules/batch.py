@@ -77,6 +77,9 @@ class Batch:
     added: list[RegionalCoverage | Alert] = field(default_factory=list)
     timeline: list[AlertEvent] = field(default_factory=list)
     events: list[NewEvent] = field(default_factory=list)
+    # Each loaded department's newest assessment before the batch (None: never judged): where it
+    # is older than a hysteresis count's start, the database has nothing to count.
+    newest_stored: dict[uuid.UUID, datetime | None] = field(default_factory=dict)
 
     @classmethod
     async def open(cls, session: AsyncSession, departments: Collection[DepartmentFacts]) -> Batch:
@@ -122,8 +125,13 @@ class Batch:
         ids = list(department_ids)
         if not ids:
             return 0
-        with self.session.no_autoflush:
-            stored = await self.session.scalar(_REPORTS_SINCE, {"departments": ids, "since": since})
+        if self._none_stored_since(ids, since):
+            stored = 0
+        else:
+            with self.session.no_autoflush:
+                stored = await self.session.scalar(
+                    _REPORTS_SINCE, {"departments": ids, "since": since}
+                )
         wanted = set(ids)
         pending = sum(
             1
@@ -133,6 +141,16 @@ class Batch:
             and row["assessed_at"] >= since
         )
         return int(stored or 0) + pending
+
+    def _none_stored_since(self, ids: list[Any], since: datetime) -> bool:
+        newest = self.newest_stored
+        for department_id in ids:
+            if department_id not in newest:
+                return False
+            stored = newest[department_id]
+            if stored is not None and stored >= since:
+                return False
+        return True
 
     async def write(self) -> None:
         """Everything at once: assessments, then alerts and cells, then timelines and events."""

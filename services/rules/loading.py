@@ -60,11 +60,14 @@ _LOAD = text(_DEPARTMENT).bindparams(bindparam("departments", type_=ARRAY(Uuid()
 # The newest assessment, and the newest reports of each kind (as arrays, oldest first per kind).
 _HISTORY = text(
     """
-    SELECT dep.id AS department_id, a.rule_memory, a.level, a.reasons, a.assessed_at,
+    SELECT dep.id AS department_id, a.rule_memory, a.level, a.rule_ids, a.assessed_at,
            s.ids, s.kinds, s.observed, s.datas
     FROM unnest(:departments) AS dep(id)
     LEFT JOIN LATERAL (
-        SELECT rule_memory, level, reasons, assessed_at
+        SELECT rule_memory, level, assessed_at,
+               -- the rule ids only: the reasons' texts are not needed to compare, and were
+               -- most of what the worker decoded
+               ARRAY(SELECT r->>'rule_id' FROM jsonb_array_elements(reasons) r) AS rule_ids
         FROM assessments
         WHERE department_id = dep.id
         ORDER BY assessed_at DESC, id DESC
@@ -159,7 +162,7 @@ def _loaded(row: Any, past: Any) -> Loaded:
             rule_id: RuleMemory(int(value["consecutive"]), datetime.fromisoformat(value["since"]))
             for rule_id, value in past.rule_memory.items()
         }
-        previous = Previous(Level(past.level), list(past.reasons), past.assessed_at)
+        previous = Previous(Level(past.level), list(past.rule_ids), past.assessed_at)
     state = DepartmentState(
         department_id=row.id,
         care_type=row.care_type,
@@ -221,7 +224,7 @@ class Previous:
     """The department's latest assessment, as the next judgement compares with it."""
 
     level: Level
-    reasons: list[dict[str, Any]]
+    rule_ids: list[str]  # of its reasons, in order
     assessed_at: datetime | None = None
 
 

@@ -85,6 +85,10 @@ async def judge_batch(
     moment = now if callable(now) else (lambda: now)
     loaded = await load_departments(session, {j.department_id for j in judgements}, moment())
     batch = await Batch.open(session, [entry.facts for entry in loaded.values()])
+    batch.newest_stored = {
+        department_id: entry.previous.assessed_at if entry.previous else None
+        for department_id, entry in loaded.items()
+    }
     judged: list[Assessment | None] = []
     for judgement in judgements:
         entry = loaded.get(judgement.department_id)
@@ -139,9 +143,9 @@ async def _judge(
     if alone:
         assessment = replace(assessment, level=raised(assessment.level))
         reasons.insert(0, no_alternative_reason(cell, assessment.level))
+    rule_ids = [r["rule_id"] for r in reasons]
     changed = previous is None or (
-        previous.level != assessment.level
-        or [r["rule_id"] for r in previous.reasons] != [r["rule_id"] for r in reasons]
+        previous.level != assessment.level or previous.rule_ids != rule_ids
     )
     if not changed and not store_unchanged:
         return assessment
@@ -182,7 +186,7 @@ async def _judge(
     else:
         stored_level = assessment.level
         entry.state = replace(entry.state, memory=assessment.memory)
-        entry.previous = Previous(assessment.level, reasons, now)
+        entry.previous = Previous(assessment.level, rule_ids, now)
     batch.cells[key] = with_member(batch.cells[key], facts.id, stored_level)
     batch.events.extend(
         await follow_cell(
