@@ -192,7 +192,7 @@ async def _load_cells(
             region=None if key[0] is None else facts.region,
             care_type=facts.care_type,
             cluster=facts.cluster,
-            members=tuple(sorted(members[key], key=lambda m: str(m.id))),
+            members=tuple(members[key]),
         )
         for key, facts in by_key.items()
     }
