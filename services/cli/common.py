@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -84,6 +84,17 @@ def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         fail(str(exc))
     except (OSError, DBAPIError) as exc:
         fail(f"database: {_first_line(exc)}")
+
+
+def run_service(main: Coroutine[Any, Any, T]) -> T:
+    """Run a long-lived service (`up`, `ingest`, `rules`, `notify`) on uvloop, the event loop
+    uvicorn itself would choose, where it is installed (everywhere but Windows); else on
+    asyncio's own loop. uvicorn only picks its loop in `uvicorn.run`, not for `Server.serve`."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def checked(call: Callable[[], T]) -> T:

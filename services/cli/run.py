@@ -21,6 +21,7 @@ from services.cli.common import (
     fail,
     out,
     run_in_transaction,
+    run_service,
     settings,
 )
 from services.core.config import Settings
@@ -177,5 +178,5 @@ def up_command(
         _done(started)
         # Ctrl-C and SIGTERM end the server; leaving the `with` then stops embedded PostgreSQL.
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(config, url, host, port, demo))
+            run_service(_serve(config, url, host, port, demo))
         err.print("[dim]Stopping…[/]")

@@ -9,7 +9,6 @@ is at head. Logs are JSON lines on stdout.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -23,7 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services import ingest
-from services.cli.common import checked, err, fail, settings
+from services.cli.common import checked, err, fail, run_service, settings
 from services.core.config import Settings
 from services.core.db.server import open_database
 from services.core.http.app import create_app
@@ -154,7 +153,7 @@ def _run(name: str, build: Callable[[Settings, str], FastAPI], host: str, port: 
         )
         log.info("starting", extra={"service": name, "host": host, "port": port})
         with suppress(KeyboardInterrupt):
-            asyncio.run(server.serve())
+            run_service(server.serve())
         if not server.started:
             fail(f"could not listen on {host}:{port} (is another process using the port?)")
         err.print(f"[dim]{name} stopped[/]")

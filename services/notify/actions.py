@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.access import Caller
-from services.core.db.models import Department
+from services.core.db.models import AlertEvent, Department
 from services.core.db.models import Silence as SilenceRow
 from services.core.domain import AlertEventType, AlertStatus, EscalationStep
 from services.core.events.outbox import NewEvent
@@ -56,6 +56,23 @@ def escalate(
     zone: ZoneInfo,
 ) -> NewEvent:
     """One or more steps up: the new step's timer starts, an acknowledgement lapses."""
+    entry, event = escalation(context, to, reason, explanation, now, policy=policy, zone=zone)
+    session.add(entry)
+    return event
+
+
+def escalation(
+    context: AlertContext,
+    to: EscalationStep,
+    reason: EscalationReason,
+    explanation: str,
+    now: datetime,
+    *,
+    policy: Policy,
+    zone: ZoneInfo,
+) -> tuple[AlertEvent, NewEvent]:
+    """`escalate` on the alert object alone: the timeline entry is the caller's to write (the
+    notifier's batches write all of theirs in one statement)."""
     alert = context.alert
     from_step = alert.escalation
     alert.escalation = to
@@ -64,16 +81,14 @@ def escalate(
         alert.status = AlertStatus.OPEN  # the wider circle has to take it on anew
     alert.reminded_at = None
     alert.step_due_at = due_at(policy, to, now, zone)
-    session.add(
-        timeline_entry(
-            alert,
-            AlertEventType.ESCALATED,
-            now,
-            from_step=from_step.value,
-            to_step=to.value,
-            reason=reason.value,
-            explanation=explanation,
-        ),
+    entry = timeline_entry(
+        alert,
+        AlertEventType.ESCALATED,
+        now,
+        from_step=from_step.value,
+        to_step=to.value,
+        reason=reason.value,
+        explanation=explanation,
     )
     payload = AlertEscalated(
         alert=context.part(),
@@ -82,7 +97,7 @@ def escalate(
         reason=reason,
         explanation=explanation,
     )
-    return new_event(payload, source=Service.NOTIFY)
+    return entry, new_event(payload, source=Service.NOTIFY)
 
 
 def remind(

@@ -93,13 +93,6 @@ async def _all_sent(sessions: async_sessionmaker[AsyncSession], within: float = 
             await asyncio.sleep(0.1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SecondCopyWithAnotherMessageId,
-    reason="services/notify/deliveries/mail.py builds the Message-ID with make_msgid(), which"
-    " adds the time, the process id and a random number: a mail sent again after a crash gets"
-    " a new Message-ID (only X-Vroegsignaal-Delivery stays the same)",
-)
 async def test_a_notifier_killed_mid_mail_sends_every_mail_and_repeats_only_those_in_flight(
     topology: Topology, sessions: async_sessionmaker[AsyncSession]
 ) -> None:

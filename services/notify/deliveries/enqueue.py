@@ -10,15 +10,18 @@ them to one recipient in the order they were queued.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
 
 from services.core.db.models import Delivery, WebhookSubscription
 from services.core.domain import DeliveryChannel
@@ -26,7 +29,7 @@ from services.core.events.envelope import Event
 
 EVENT_TYPE_PREFIX = "nl.vroegsignaal."
 WAKE_CHANNEL = "vroegsignaal_deliveries"
-_WAKE = text(f"SELECT pg_notify('{WAKE_CHANNEL}', '')")
+_WAKE = sql_text(f"SELECT pg_notify('{WAKE_CHANNEL}', '')")
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # all attachments of one e-mail together
 
 
@@ -141,6 +144,40 @@ async def enqueue_email(
 ) -> None:
     """Queue one e-mail (multipart text, optional html, attachments) to one address, once per
     (address, event id). ValueError for an address or attachment that cannot be sent."""
+    row = email_row(
+        organisation_id=organisation_id,
+        to=to,
+        subject=subject,
+        text=text,
+        html=html,
+        event_id=event_id,
+        event_type=event_type,
+        alert_id=alert_id,
+        attachments=attachments,
+    )
+    inserted = await session.scalar(
+        insert(Delivery)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["email", "event_id"])
+        .returning(Delivery.id)
+    )
+    if inserted is not None:
+        await wake_workers(session)
+
+
+def email_row(
+    *,
+    organisation_id: uuid.UUID,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    event_id: uuid.UUID,
+    event_type: str,
+    alert_id: uuid.UUID | None,
+    attachments: Sequence[Attachment] = (),
+) -> dict[str, Any]:
+    """The row `enqueue_email` queues, for `insert_deliveries`; ValueError as there."""
     address = to.strip().lower()
     if "@" not in address or any(ch.isspace() or ch in "<>,;" for ch in address):
         raise ValueError(f"not one e-mail address: {to!r}")
@@ -158,21 +195,136 @@ async def enqueue_email(
         "html": html,
         "attachments": [attachment.stored() for attachment in attachments],
     }
-    inserted = await session.scalar(
-        insert(Delivery)
-        .values(
-            id=uuid.uuid4(),
-            channel=DeliveryChannel.EMAIL,
-            organisation_id=organisation_id,
-            email=address,
-            alert_id=alert_id,
-            event_id=event_id,
-            event_type=short_type(event_type)[:128],
-            payload=payload,
-            ordering_key=_ordering_key(None, alert_id),
+    return {
+        "id": uuid.uuid4(),
+        "channel": DeliveryChannel.EMAIL,
+        "organisation_id": organisation_id,
+        "subscription_id": None,
+        "email": address,
+        "alert_id": alert_id,
+        "event_id": event_id,
+        "event_type": short_type(event_type)[:128],
+        "payload": payload,
+        "ordering_key": _ordering_key(None, alert_id),
+    }
+
+
+def webhook_rows(
+    *,
+    organisation_id: uuid.UUID,
+    subscription_ids: Sequence[uuid.UUID],
+    event: Event,
+    alert_id: uuid.UUID | None,
+    body: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows `enqueue_webhooks` queues for these endpoints (those that want the event), for
+    `insert_deliveries`. `body`: the webhook body, when the caller has made it already."""
+    if not subscription_ids:
+        return []
+    event_type = short_type(event.type)
+    body = body if body is not None else webhook_body(event_type, event.time, event.data)
+    ordering_key = _ordering_key(event, alert_id)
+    return [
+        {
+            "id": uuid.uuid4(),
+            "channel": DeliveryChannel.WEBHOOK,
+            "organisation_id": organisation_id,
+            "subscription_id": subscription_id,
+            "email": None,
+            "alert_id": alert_id,
+            "event_id": event.id,
+            "event_type": event_type,
+            "payload": body,
+            "ordering_key": ordering_key,
+        }
+        for subscription_id in subscription_ids
+    ]
+
+
+async def endpoints_of(
+    session: AsyncSession, organisation_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[uuid.UUID, frozenset[str]]]]:
+    """The active webhook endpoints of these organisations with the event types each wants:
+    what `enqueue_webhooks` looks up, for many organisations in one statement."""
+    if not organisation_ids:
+        return {}
+    rows = await session.execute(
+        select(
+            WebhookSubscription.organisation_id,
+            WebhookSubscription.id,
+            WebhookSubscription.event_types,
         )
-        .on_conflict_do_nothing(index_elements=["email", "event_id"])
-        .returning(Delivery.id)
+        .where(
+            WebhookSubscription.organisation_id
+            == any_(bindparam("organisations", list(organisation_ids), type_=ARRAY(Uuid()))),
+            WebhookSubscription.active.is_(True),
+        )
+        .order_by(WebhookSubscription.created_at, WebhookSubscription.id)
     )
-    if inserted is not None:
+    found: dict[uuid.UUID, list[tuple[uuid.UUID, frozenset[str]]]] = {}
+    for organisation_id, subscription_id, event_types in rows.all():
+        found.setdefault(organisation_id, []).append((subscription_id, frozenset(event_types)))
+    return found
+
+
+_INSERT_DELIVERIES = sql_text(
+    """
+    WITH queued AS (
+        INSERT INTO deliveries (id, channel, organisation_id, subscription_id, email, alert_id,
+                                event_id, event_type, payload, ordering_key)
+        SELECT r.id, r.channel, r.organisation_id, r.subscription_id, r.email, r.alert_id,
+               r.event_id, r.event_type, r.payload::jsonb, r.ordering_key
+        FROM unnest(:ids, :channels, :organisations, :subscriptions, :emails, :alerts,
+                    :events, :event_types, :payloads, :ordering_keys)
+             WITH ORDINALITY AS r (id, channel, organisation_id, subscription_id, email,
+                                   alert_id, event_id, event_type, payload, ordering_key, n)
+        ORDER BY r.n
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    )
+    SELECT count(*) FROM queued
+    """
+).bindparams(
+    bindparam("ids", type_=ARRAY(Uuid())),
+    bindparam("channels", type_=ARRAY(String())),
+    bindparam("organisations", type_=ARRAY(Uuid())),
+    bindparam("subscriptions", type_=ARRAY(Uuid())),
+    bindparam("emails", type_=ARRAY(String())),
+    bindparam("alerts", type_=ARRAY(Uuid())),
+    bindparam("events", type_=ARRAY(Uuid())),
+    bindparam("event_types", type_=ARRAY(String())),
+    bindparam("payloads", type_=ARRAY(String())),
+    bindparam("ordering_keys", type_=ARRAY(String())),
+)
+
+
+async def insert_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Queue many rows of `webhook_rows` and `email_row` in one statement, in their order (their
+    `seq`), each once: a webhook once per (endpoint, event), an e-mail once per (address,
+    event), as `enqueue_webhooks` and `enqueue_email` do (the other key of each is empty, so
+    `ON CONFLICT DO NOTHING` skips exactly their repeats). Wakes the workers when something
+    was queued; how many rows were."""
+    if not rows:
+        return 0
+    dumped: dict[int, str] = {}  # the rows of one event to several endpoints share their body
+    for row in rows:
+        if id(row["payload"]) not in dumped:
+            dumped[id(row["payload"])] = json.dumps(row["payload"])
+    queued = await session.scalar(
+        _INSERT_DELIVERIES,
+        {
+            "ids": [row["id"] for row in rows],
+            "channels": [row["channel"].value for row in rows],
+            "organisations": [row["organisation_id"] for row in rows],
+            "subscriptions": [row["subscription_id"] for row in rows],
+            "emails": [row["email"] for row in rows],
+            "alerts": [row["alert_id"] for row in rows],
+            "events": [row["event_id"] for row in rows],
+            "event_types": [row["event_type"] for row in rows],
+            "payloads": [dumped[id(row["payload"])] for row in rows],
+            "ordering_keys": [row["ordering_key"] for row in rows],
+        },
+    )
+    if queued:
         await wake_workers(session)
+    return int(queued or 0)

@@ -13,7 +13,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, parseaddr
 from typing import Any
 
 import aiosmtplib
@@ -52,6 +52,14 @@ class SmtpServer:
         )
 
 
+def message_id(delivery_id: str, mail_from: str) -> str:
+    """The same for every attempt of a delivery, so that a mail sent again after a crash (the
+    lease ran out while the server was answering) is one message to its reader's mail client,
+    not two (tests/reliability/test_mail_kill.py); in the sender's domain."""
+    domain = parseaddr(mail_from)[1].rpartition("@")[2] or "vroegsignaal.invalid"
+    return f"<{delivery_id}@{domain}>"
+
+
 def build_message(payload: dict[str, Any], *, mail_from: str, delivery_id: str) -> EmailMessage:
     """The message a stored e-mail payload describes."""
     message = EmailMessage()
@@ -59,7 +67,7 @@ def build_message(payload: dict[str, Any], *, mail_from: str, delivery_id: str) 
     message["To"] = payload["to"]
     message["Subject"] = payload["subject"]
     message["Date"] = formatdate(localtime=False, usegmt=True)
-    message["Message-ID"] = make_msgid(idstring=delivery_id.replace("-", ""))
+    message["Message-ID"] = message_id(delivery_id, mail_from)
     message["Auto-Submitted"] = "auto-generated"  # no out-of-office replies, please
     message["X-Vroegsignaal-Delivery"] = delivery_id
     message.set_content(payload["text"])

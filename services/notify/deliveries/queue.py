@@ -48,39 +48,73 @@ log = logging.getLogger(__name__)
 CLAIM_LOCK = (0x5653_0300, 0)  # advisory lock key of the claim step (see outbox.py's spaces)
 SCAN_LIMIT = 500  # due rows looked at per claim; the oldest first
 
+# Due rows are read in claim order straight off `ix_deliveries_due_order` (next_attempt_at,
+# seq; pending only), new ones (no `next_attempt_at`) first, then the retries whose time came,
+# each scan stopping once it has `:scan` rows that pass the per-row checks: a claim costs what it
+# looks at, not the whole backlog (sorting every pending row first made a claim cost 25 ms with
+# 3,000 pending and grow with the queue). The checks are correlated subqueries inside an OR, so
+# PostgreSQL runs them per row read rather than joining them over every pending row; each CTE is
+# computed once (MATERIALIZED) and the rows to lock are found by id, so no plan can run a step
+# again per row of another.
 _CLAIMABLE = text(
     """
-    WITH due AS (
-        SELECT d.id, d.subscription_id, d.next_attempt_at, d.seq
-        FROM deliveries d
-        LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id
-        WHERE d.status = 'pending'
-          AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= :now)
-          AND (d.subscription_id IS NULL OR s.active)
-          AND (d.ordering_key IS NULL OR NOT EXISTS (
-                SELECT 1 FROM deliveries e
-                WHERE e.ordering_key = d.ordering_key
-                  AND e.status = 'pending'
-                  AND e.seq < d.seq
-                  AND (e.subscription_id = d.subscription_id OR e.email = d.email)))
-        ORDER BY d.next_attempt_at NULLS FIRST, d.seq
+    WITH due AS MATERIALIZED (
+        SELECT c.id, c.subscription_id, c.next_attempt_at, c.seq
+        FROM (
+            (SELECT d.id, d.subscription_id, d.next_attempt_at, d.seq
+             FROM deliveries d
+             WHERE d.status = 'pending' AND d.next_attempt_at IS NULL
+               AND (d.subscription_id IS NULL OR (
+                     SELECT s.active FROM webhook_subscriptions s WHERE s.id = d.subscription_id))
+               AND (d.ordering_key IS NULL OR NOT EXISTS (
+                     SELECT 1 FROM deliveries e
+                     WHERE e.ordering_key = d.ordering_key
+                       AND e.status = 'pending'
+                       AND e.seq < d.seq
+                       AND (e.subscription_id = d.subscription_id OR e.email = d.email)))
+             ORDER BY d.next_attempt_at, d.seq
+             LIMIT :scan)
+            UNION ALL
+            (SELECT d.id, d.subscription_id, d.next_attempt_at, d.seq
+             FROM deliveries d
+             WHERE d.status = 'pending' AND d.next_attempt_at <= :now
+               AND (d.subscription_id IS NULL OR (
+                     SELECT s.active FROM webhook_subscriptions s WHERE s.id = d.subscription_id))
+               AND (d.ordering_key IS NULL OR NOT EXISTS (
+                     SELECT 1 FROM deliveries e
+                     WHERE e.ordering_key = d.ordering_key
+                       AND e.status = 'pending'
+                       AND e.seq < d.seq
+                       AND (e.subscription_id = d.subscription_id OR e.email = d.email)))
+             ORDER BY d.next_attempt_at, d.seq
+             LIMIT :scan)
+        ) AS c
+        ORDER BY c.next_attempt_at NULLS FIRST, c.seq
         LIMIT :scan
     ),
-    ranked AS (
-        SELECT due.id, due.subscription_id, due.next_attempt_at, due.seq,
+    in_flight AS MATERIALIZED (
+        SELECT f.subscription_id, count(*) AS calls
+        FROM deliveries f
+        WHERE f.claimed_until > :now  -- the few leased rows (`ix_deliveries_in_flight`)
+        GROUP BY f.subscription_id
+    ),
+    ranked AS MATERIALIZED (
+        SELECT due.id, due.subscription_id,
                row_number() OVER (
                    PARTITION BY due.subscription_id
                    ORDER BY due.next_attempt_at NULLS FIRST, due.seq
                ) AS place,
-               (SELECT count(*) FROM deliveries f
-                 WHERE f.subscription_id = due.subscription_id
-                   AND f.claimed_until > :now) AS in_flight
-        FROM due
+               coalesce(in_flight.calls, 0) AS in_flight
+        FROM due LEFT JOIN in_flight ON in_flight.subscription_id = due.subscription_id
     )
     SELECT d.id
-    FROM deliveries d JOIN ranked r ON r.id = d.id
-    WHERE r.subscription_id IS NULL OR r.place + r.in_flight <= :max_in_flight
-    ORDER BY r.next_attempt_at NULLS FIRST, r.seq
+    FROM deliveries d
+    WHERE d.id = ANY(ARRAY(
+            SELECT r.id FROM ranked r
+            WHERE r.subscription_id IS NULL OR r.place + r.in_flight <= :max_in_flight))
+      AND d.status = 'pending'
+      AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= :now)
+    ORDER BY d.next_attempt_at NULLS FIRST, d.seq
     LIMIT :limit
     FOR UPDATE OF d SKIP LOCKED
     """

@@ -172,13 +172,13 @@ class DeliveryWorker:
     async def _pace(self, seconds: float) -> None:
         """Wait before claiming again after a claim that found less than it could take.
 
-        A claim reads every due delivery (queue.py), so its cost grows with the backlog, and
-        claims are serialised over all workers. With deliveries held back by the limit per
-        endpoint, every wake-up (each queued delivery's NOTIFY, each finished call) would claim
-        again, find little, and keep PostgreSQL busy with claims: 97 % of its active time in a
-        backlog (`bench/e2e.py`). Starting the next claim no sooner than the last one took
-        keeps claims to at most half of the time; a short claim (a small queue) costs a
-        short wait.
+        A claim looks at up to `SCAN_LIMIT` due deliveries (queue.py), and claims are
+        serialised over all workers. With deliveries held back by the limit per endpoint, every
+        wake-up (each queued delivery's NOTIFY, each finished call) would claim again, find
+        little, and keep PostgreSQL busy with claims: 97 % of its active time in a backlog
+        (`bench/e2e.py`, when a claim still read every due delivery). Starting the next claim
+        no sooner than the last one took keeps claims to at most half of the time; a short
+        claim costs a short wait.
         """
         if seconds > 0 and not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):

@@ -35,10 +35,12 @@ class Delivery(Base):
         ),
         CheckConstraint("(channel = 'email') = (email IS NOT NULL)", name="email_recipient"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
-        # The worker claims due pending deliveries in order.
+        # The worker claims due pending deliveries in order: it reads them in this index's order
+        # and stops when it has enough (queue.py).
         Index(
-            "ix_deliveries_due",
+            "ix_deliveries_due_order",
             "next_attempt_at",
+            "seq",
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_deliveries_subscription_created", "subscription_id", "created_at"),
