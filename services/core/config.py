@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     )
     idempotency_ttl: timedelta = timedelta(hours=24)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="longest wait for the next piece of a request body; then 408",
+    )
     rate_limit_per_second: float = Field(
         default=50.0, gt=0, description="requests per second per organisation, on average"
     )

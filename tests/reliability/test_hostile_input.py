@@ -33,6 +33,9 @@ TEN_MB = 10 * 1024 * 1024
 DEPTH = 100_000
 
 
+BODY_TIMEOUT = 2.0  # seconds; the app's setting in these tests
+
+
 @pytest.fixture
 async def world(sessions: async_sessionmaker[AsyncSession]) -> World:
     async with sessions() as session, session.begin():
@@ -41,7 +44,10 @@ async def world(sessions: async_sessionmaker[AsyncSession]) -> World:
 
 @pytest.fixture
 def app(database_url: str, world: World) -> FastAPI:
-    return create_app(settings(), database_url, routers=ingest.routers())
+    # A short body timeout (the default is 30 s), so a stalled body is answered within the test.
+    return create_app(
+        settings(body_timeout_seconds=BODY_TIMEOUT), database_url, routers=ingest.routers()
+    )
 
 
 @pytest.fixture
@@ -330,23 +336,30 @@ async def test_a_stalled_body_stores_nothing_and_does_not_block_others(
     assert (signals, events, keys) == (before[0] + 1, before[1] + 1, before[2])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN GAP: uvicorn has no request-body timeout, so a stalled body holds its"
-    " connection (and a coroutine) for as long as the client keeps the socket open; the"
-    " ingress/proxy in front must enforce a body timeout (docs/reliability.md)",
-)
-async def test_a_stalled_body_is_cut_off_by_the_server(live: LiveServer, world: World) -> None:
+async def test_a_stalled_body_is_cut_off_by_the_server(
+    live: LiveServer, world: World, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A body that stops coming is answered 408 once the body timeout has passed, and stores
+    nothing (uvicorn itself would wait for as long as the client keeps the socket open)."""
+    before = await _counts(sessions)
     reader, writer = await _open(live, world.keys["provider_a"], 1000)
+    started = asyncio.get_running_loop().time()
     writer.write(b'{"departm')
     await writer.drain()
     try:
-        answer = await asyncio.wait_for(reader.read(1024), 5)
+        answer = await asyncio.wait_for(reader.read(4096), BODY_TIMEOUT + 5)
     except TimeoutError:
         answer = b""
     finally:
         writer.close()
-    assert answer, "the server still waits for the rest of the body after 5 s"
+    waited = asyncio.get_running_loop().time() - started
+    assert answer, f"the server still waits for the rest of the body after {waited:.1f} s"
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert b"application/problem+json" in head.lower()
+    assert json.loads(body)["status"] == 408
+    assert BODY_TIMEOUT - 0.5 <= waited <= BODY_TIMEOUT + 3
+    assert await _counts(sessions) == before
 
 
 # --- the alert API's notes -------------------------------------------------------------------

@@ -89,7 +89,11 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        idle_timeout=settings.body_timeout_seconds,
+    )
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestIds)  # outermost: every log line of the request carries its id
     app.mount("/metrics", make_asgi_app())
