@@ -280,10 +280,36 @@ class Stream:
 
 
 @contextlib.asynccontextmanager
+async def running_services(
+    url: str, world: World, data_dir: Path, max_in_flight: int | None, topology: str
+) -> AsyncIterator[tuple[str, dict[str, psutil.Process]]]:
+    """The service as an operator starts it: `vroegsignaal up` (one process), or `processes`:
+    `vroegsignaal ingest`, `rules` and `notify`, each a process of its own, as deployed
+    (deploy/). The base URL of the signals API, and the processes by name."""
+    if topology == "up":
+        async with running_service(url, world, data_dir, max_in_flight) as (base, process):
+            yield base, {"up": process}
+        return
+    async with contextlib.AsyncExitStack() as stack:
+        found: dict[str, psutil.Process] = {}
+        bases: dict[str, str] = {}
+        for name in ("ingest", "rules", "notify"):
+            base, process = await stack.enter_async_context(
+                running_service(url, world, data_dir, max_in_flight, command=name)
+            )
+            found[name], bases[name] = process, base
+        yield bases["ingest"], found
+
+
+@contextlib.asynccontextmanager
 async def running_service(
-    url: str, world: World, data_dir: Path, max_in_flight: int | None
+    url: str,
+    world: World,
+    data_dir: Path,
+    max_in_flight: int | None,
+    command: str = "up",
 ) -> AsyncIterator[tuple[str, psutil.Process]]:
-    """`vroegsignaal up` in a process of its own, as an operator starts it."""
+    """`vroegsignaal <command>` in a process of its own, as an operator starts it."""
     port = free_port()
     env = {
         **os.environ,
@@ -294,15 +320,15 @@ async def running_service(
     }
     if max_in_flight is not None:
         env["VROEGSIGNAAL_WEBHOOK_MAX_IN_FLIGHT"] = str(max_in_flight)
-    log = (data_dir / "service.log").open("w")
-    # `vroegsignaal up`, from the tree this script is in (the console script would import the
-    # installed package, which may be another checkout).
+    log = (data_dir / f"service-{command}.log").open("w")
+    # `vroegsignaal <command>`, from the tree this script is in (the console script would import
+    # the installed package, which may be another checkout).
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         "from services.cli import main; main()",
-        "up",
-        "--port",
+        command,
+        "--metrics-port" if command == "rules" else "--port",
         str(port),
         env=env,
         cwd=REPO,
@@ -315,12 +341,12 @@ async def running_service(
         async with httpx.AsyncClient(base_url=base, timeout=2.0) as probe:
             while True:
                 if process.returncode is not None:
-                    raise RuntimeError(f"vroegsignaal up exited ({data_dir / 'service.log'})")
+                    raise RuntimeError(f"vroegsignaal {command} exited ({log.name})")
                 with contextlib.suppress(httpx.HTTPError):
                     if (await probe.get("/readyz")).status_code == 200:
                         break
                 if time.monotonic() > deadline:
-                    raise RuntimeError("vroegsignaal up was not ready within 120 s")
+                    raise RuntimeError(f"vroegsignaal {command} was not ready within 120 s")
                 await asyncio.sleep(0.25)
         yield base, psutil.Process(process.pid)
     finally:
@@ -446,6 +472,10 @@ class Cpu:
         now = self.take()
         seconds = now[2] - start[2]
         cores = {name: round((now[0][name] - start[0][name]) / seconds, 2) for name in now[0]}
+        service = [name for name in cores if name.startswith("vroegsignaal:")]
+        cores["vroegsignaal"] = round(sum(cores[name] for name in service), 2)
+        if len(service) == 1:
+            del cores[service[0]]
         cores["postgres"] = round(
             sum(used - start[1].get(pid, 0.0) for pid, used in now[1].items()) / seconds, 2
         )
@@ -797,7 +827,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp.mkdir()
         say("• Starting vroegsignaal up and Alertmanager…")
         async with (
-            running_service(url, world, Path(tmp), args.max_in_flight) as (base, service),
+            running_services(url, world, Path(tmp), args.max_in_flight, args.topology) as (
+                base,
+                services,
+            ),
             contextlib.AsyncExitStack() as stack,
         ):
             am: tuple[str, psutil.Process, str] | None = None
@@ -806,7 +839,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["machine"]["alertmanager"] = am[2]
             parties = {
                 "load": psutil.Process(),
-                "vroegsignaal": service,
+                **{f"vroegsignaal:{name}": process for name, process in services.items()},
                 "receiver": hooks.process,
                 "am_receiver": am_hooks.process,
             }
@@ -865,7 +898,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             if args.profile and sender is vs and key == "fast"
                             else None
                         )
-                        async with py_spy(service.pid, profile):
+                        # The process that judges and notifies (`up`, or `notify`).
+                        spied = services.get("up") or services["notify"]
+                        async with py_spy(spied.pid, profile):
                             found = await backlog_phase(
                                 sender,
                                 receiver,
@@ -992,6 +1027,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--slow-backlog", type=int, default=1000)
     parser.add_argument(
         "--max-in-flight", type=int, help="VROEGSIGNAAL_WEBHOOK_MAX_IN_FLIGHT (default: 4)"
+    )
+    parser.add_argument(
+        "--topology",
+        choices=("up", "processes"),
+        default="up",
+        help="`vroegsignaal up` in one process, or ingest, rules and notify as three (deploy/)",
     )
     parser.add_argument("--no-alertmanager", action="store_true")
     parser.add_argument("--json", type=Path)
