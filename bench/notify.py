@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
 import random
@@ -65,15 +64,14 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import psutil
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Table as SaTable
-from sqlalchemy import event as sa_event
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bench.measure import Statements, backend_cpu
 from services.core.admin.organisations import OrganisationSpec, add_organisation
 from services.core.db import scratch
 from services.core.db.engine import make_engine, make_sessions
@@ -302,39 +300,6 @@ async def add_alerts(
 
 
 # --- measuring ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Statements:
-    """SQL statements this process sends (counted on the engine)."""
-
-    count: int = 0
-
-    def attach(self, engine: AsyncEngine) -> None:
-        def counted(*_: Any) -> None:
-            self.count += 1
-
-        sa_event.listen(engine.sync_engine, "before_cursor_execute", counted)
-
-
-async def backend_cpu(url: str, database: str) -> dict[int, float]:
-    """CPU seconds so far of each PostgreSQL backend serving the bench's database."""
-    connection = await asyncpg.connect(**scratch.connect_args(url))
-    try:
-        pids = [
-            row["pid"]
-            for row in await connection.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1", database
-            )
-        ]
-    finally:
-        await connection.close()
-    found = {}
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            found[pid] = times.user + times.system
-    return found
 
 
 async def last_outbox_id(sessions: async_sessionmaker[AsyncSession]) -> int:

@@ -57,11 +57,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import psutil
-from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench.measure import Statements, backend_cpu
 from services.core.access import Caller, load_caller
 from services.core.admin.organisations import OrganisationSpec, add_organisation
 from services.core.db import scratch
@@ -360,39 +359,6 @@ def bodies_for(
 
 
 # --- measuring ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Statements:
-    """SQL statements this process sends (counted on the engine)."""
-
-    count: int = 0
-
-    def attach(self, engine: AsyncEngine) -> None:
-        def counted(*_: Any) -> None:
-            self.count += 1
-
-        sa_event.listen(engine.sync_engine, "before_cursor_execute", counted)
-
-
-async def backend_cpu(url: str, database: str) -> dict[int, float]:
-    """CPU seconds so far of each PostgreSQL backend serving the bench's database."""
-    connection = await asyncpg.connect(**scratch.connect_args(url))
-    try:
-        pids = [
-            row["pid"]
-            for row in await connection.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1", database
-            )
-        ]
-    finally:
-        await connection.close()
-    found = {}
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            found[pid] = times.user + times.system
-    return found
 
 
 @dataclass
