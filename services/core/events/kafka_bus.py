@@ -128,8 +128,8 @@ class KafkaRelay(Relay):
             linger_ms=2,
             client_id="vroegsignaal-relay",
         )
-        await producer.start()
         try:
+            await producer.start()  # inside: a start that fails (broker down) is stopped too
             while not self._stopping.is_set():
                 self._wakeup.clear()
                 if await self._publish_batch(producer):
@@ -226,9 +226,9 @@ class KafkaConsumer(Consumer):
             max_poll_interval_ms=300_000,
         )
         consumer.subscribe(list(self._subscription.topics), listener=_WaitForBatch(self._lock))
-        await consumer.start()
-        self.consumer = consumer
         try:
+            await consumer.start()  # inside: a start that fails (broker down) is stopped too
+            self.consumer = consumer
             while not self._stopping.is_set():
                 fetched = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
                 if fetched:
