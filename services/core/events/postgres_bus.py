@@ -7,7 +7,8 @@ partitions that fall to it (partition modulo the number of live members) with a 
 `consumer_offsets`, and moves its offsets in the same transaction as its effects, on condition
 that it still holds the lease. A process that dies stops
 heartbeating; after `session_timeout` the others take its partitions from its last commit.
-Consumers wake on `NOTIFY vroegsignaal_outbox` and poll besides, so a lost notification only
+Consumers wake on `NOTIFY vroegsignaal_outbox` for their own topics (the payload names the topic
+a commit wrote) and poll besides, so a lost notification only
 delays.
 """
 
@@ -243,8 +244,11 @@ class PostgresConsumer(Consumer):
             return None
         return connection
 
-    def _notified(self, *_: Any) -> None:
-        self._wakeup.set()
+    def _notified(self, _connection: Any, _pid: int, _channel: str, topic: str) -> None:
+        """Wake for a commit to one of our topics (an empty payload, from a schema before 0008:
+        for any)."""
+        if not topic or topic in self._subscription.topics:
+            self._wakeup.set()
 
     async def _step(self) -> bool:
         """Fetch and apply one batch; True when there was anything to do."""
