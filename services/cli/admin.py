@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +16,7 @@ from services.cli.common import (
     err,
     fail,
     out,
+    progress_bar,
     run_in_transaction,
     table,
 )
@@ -208,13 +208,7 @@ def department_import(
     lines = checked(lambda: _count_rows(file))
 
     async def work(session: AsyncSession) -> int:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            disable=as_json or not err.is_terminal,
-        ) as progress:
+        with progress_bar(as_json) as progress:
             task = progress.add_task(f"{file.name}: check and add", total=2 * lines)
             made = await import_departments(
                 session, file, progress=lambda n: progress.advance(task, n)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
@@ -126,6 +128,34 @@ def emit(as_json: bool, document: Any, human: Callable[[], None]) -> None:
         sys.stdout.write(json.dumps(document, ensure_ascii=False, default=str, indent=2) + "\n")
     else:
         human()
+
+
+def progress_bar(as_json: bool) -> Progress:
+    """A progress bar on standard error, shown on a terminal only and never beside JSON."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+    )
+
+
+def print_problems(
+    as_json: bool,
+    file: Path | None,
+    problems: Sequence[object],
+    documents: Sequence[Any] | None = None,
+) -> None:
+    """Why a file is not valid: `{"valid": false, "problems": [...]}` (the `documents`, else the
+    problems themselves), or a line a problem on standard error."""
+    if as_json:
+        listed = problems if documents is None else documents
+        emit(True, {"valid": False, "problems": listed}, lambda: None)
+    else:
+        err.print(f"[bold red]{len(problems)} problem(s)[/] in {file}:", highlight=False)
+        for problem in problems:
+            err.print(f"  {problem}", highlight=False, markup=False)
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from services.cli.common import EXIT_INVALID, JSON_OPTION, emit, err, out
+from services.cli.common import EXIT_INVALID, JSON_OPTION, emit, fail, out, print_problems
 from services.core.errors import InvalidInput
 from services.notify.policy import LADDER, PolicyInvalid, load_policy
 
@@ -24,16 +24,10 @@ def check_command(
     try:
         policy = load_policy(file)
     except PolicyInvalid as exc:
-        if as_json:
-            emit(True, {"valid": False, "problems": exc.problems}, lambda: None)
-        else:
-            err.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {file}:", highlight=False)
-            for problem in exc.problems:
-                err.print(f"  {problem}", highlight=False, markup=False)
+        print_problems(as_json, file, exc.problems)
         raise typer.Exit(EXIT_INVALID) from exc
     except InvalidInput as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from exc
+        fail(str(exc))
     ladder = [
         {
             "step": step.value,

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from services.cli import services
-from services.cli.common import EXIT_INVALID, JSON_OPTION, emit, err, out
+from services.cli.common import EXIT_INVALID, JSON_OPTION, emit, err, fail, out, print_problems
 from services.core.errors import InvalidInput
 from services.rules.cases import run_cases
 from services.rules.ruleset import RuleKind, RulesetInvalid, load_ruleset
@@ -39,16 +39,10 @@ def check_command(
         ruleset = load_ruleset(file)
     except RulesetInvalid as exc:
         problems = [{"line": p.line, "where": p.where, "message": p.message} for p in exc.problems]
-        if as_json:
-            emit(True, {"valid": False, "problems": problems}, lambda: None)
-        else:
-            err.print(f"[bold red]{len(problems)} problem(s)[/] in {file}:", highlight=False)
-            for problem in exc.problems:
-                err.print(f"  {problem}", highlight=False, markup=False)
+        print_problems(as_json, file, exc.problems, problems)
         raise typer.Exit(EXIT_INVALID) from exc
     except InvalidInput as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from exc
+        fail(str(exc))
     kinds = {kind.value: 0 for kind in RuleKind}
     for compiled in ruleset.rules:
         kinds[compiled.rule.kind.value] += 1

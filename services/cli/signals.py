@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cli.common import (
@@ -16,6 +16,7 @@ from services.cli.common import (
     err,
     fail,
     out,
+    progress_bar,
     run_in_transaction,
     settings,
 )
@@ -103,13 +104,7 @@ def signals_import(
         received_at = now()
         stored = 0
         kinds: Counter[str] = Counter()
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            disable=as_json or not err.is_terminal,
-        ) as progress:
+        with progress_bar(as_json) as progress:
             task = progress.add_task(f"{file.name}: storing", total=len(parsed))
             for start in range(0, len(parsed), CHUNK):
                 chunk = parsed[start : start + CHUNK]
@@ -187,13 +182,7 @@ def signals_replay(
     )
 
     async def work(session: AsyncSession) -> ReplayReport:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            disable=as_json or not err.is_terminal,
-        ) as progress:
+        with progress_bar(as_json) as progress:
             report = await store_plan(
                 session,
                 plan,

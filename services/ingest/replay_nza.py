@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from services.core.domain import SignalKind, is_agb, slugify
 from services.core.errors import InvalidInput
+from services.core.months import MONTH_NAMES_NL
 from services.ingest.replay_nza_regions import Placement, municipality_regions
 from services.ingest.schemas import MAX_NOTE, MAX_REASON
 
@@ -83,21 +84,7 @@ _STOP = re.compile(
 )
 _CLOSURE = re.compile(r"gesloten|\bsluiten\b|\bsluiting\b", re.IGNORECASE)
 _NO_OFFERING = re.compile(r"^geen aanbod$", re.IGNORECASE)
-_MONTHS: Final = (
-    "januari",
-    "februari",
-    "maart",
-    "april",
-    "mei",
-    "juni",
-    "juli",
-    "augustus",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
-_MONTH = "|".join(_MONTHS)
+_MONTH = "|".join(MONTH_NAMES_NL)
 # 03-10-2017 | 1 maart 2018 | februari 2018
 _DAY_TEXT = (
     rf"(?:(\d{{1,2}})-(\d{{1,2}})-(\d{{4}})"
@@ -263,8 +250,10 @@ def _day(match: re.Match[str], *, end_of_month: bool) -> date | None:
         if numeric[0]:
             return date(int(numeric[2]), int(numeric[1]), int(numeric[0]))
         if textual[0]:
-            return date(int(textual[2]), _MONTHS.index(textual[1].lower()) + 1, int(textual[0]))
-        month, year = _MONTHS.index(month_only[0].lower()) + 1, int(month_only[1])
+            return date(
+                int(textual[2]), MONTH_NAMES_NL.index(textual[1].lower()) + 1, int(textual[0])
+            )
+        month, year = MONTH_NAMES_NL.index(month_only[0].lower()) + 1, int(month_only[1])
     except ValueError:
         return None
     if not end_of_month:

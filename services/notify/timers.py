@@ -10,8 +10,8 @@ can sweep at once and an alert still moves once.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,7 @@ from services.core.db.models import Alert, Silence
 from services.core.domain import AlertStatus
 from services.core.events.outbox import record_events
 from services.core.events.payloads import ReminderReason
+from services.core.schedule import interval_schedule
 from services.notify.actions import escalate, remind
 from services.notify.ladder import Escalate, LadderState, Remind, due
 from services.notify.parties import context_of, is_silenced
@@ -167,17 +168,15 @@ async def _silences_ended(sessions: async_sessionmaker[AsyncSession], now: datet
     return told
 
 
-@asynccontextmanager
-async def timer_schedule(
+def timer_schedule(
     sessions: async_sessionmaker[AsyncSession],
     policy: Policy | Callable[[], Policy],
     zone: ZoneInfo,
     *,
     every: timedelta = INTERVAL,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> AsyncIterator[AsyncIOScheduler]:
+) -> AbstractAsyncContextManager[AsyncIOScheduler]:
     """Sweep every `every` (and once at start-up) while the context is open."""
-    scheduler = AsyncIOScheduler(timezone=UTC)
     current = policy if callable(policy) else (lambda: policy)
 
     async def run() -> None:
@@ -188,17 +187,4 @@ async def timer_schedule(
         except Exception:
             log.exception("escalation timer sweep failed; the next one tries again")
 
-    scheduler.add_job(
-        run,
-        "interval",
-        seconds=every.total_seconds(),
-        next_run_time=clock(),
-        max_instances=1,
-        coalesce=True,
-        id="escalation-timers",
-    )
-    scheduler.start()
-    try:
-        yield scheduler
-    finally:
-        scheduler.shutdown(wait=False)
+    return interval_schedule(run, job="escalation-timers", every=every, clock=clock)

@@ -13,17 +13,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.access import Caller, visible_departments
 from services.core.audit import audit_call
+from services.core.coverage import cell_level, scoped_coverage
 from services.core.db.models import Assessment, CareType, Department, Region, RegionalCoverage
-from services.core.domain import Cluster, Level, Role
+from services.core.domain import Cluster, Level
 from services.core.http.auth import CallerDep
 from services.core.http.state import sessions_of
 from services.ingest.openapi import ERROR_RESPONSES
-from services.rules.coverage import cell_level
 
 router = APIRouter(prefix="/v1/departments", tags=["assessments"])
 
@@ -173,26 +173,6 @@ class CoverageCell(BaseModel):
     updated_at: datetime
 
 
-def visible_coverage(caller: Caller) -> ColumnElement[bool] | None:
-    """Which coverage cells the caller may see; None: all of them.
-
-    The dashboard scopes its coverage pages by it too, so they never show a cell that
-    `GET /v1/coverage` would refuse the same organisation."""
-    match caller.role:
-        case Role.NATIONAL_TABLE | Role.GOVERNANCE | Role.ADMIN:
-            return None
-        case Role.REGIONAL_TABLE:
-            return RegionalCoverage.region_id == caller.region_id
-        case Role.INSURER:
-            return RegionalCoverage.region_id.in_(caller.coordinated_region_ids or {-1})
-        case Role.PROVIDER:
-            own = select(Department.region_id).where(
-                Department.provider_id == caller.organisation_id
-            )
-            return RegionalCoverage.region_id.is_(None) | RegionalCoverage.region_id.in_(own)
-    return RegionalCoverage.region_id == -1
-
-
 @coverage_router.get("", summary="Regional coverage of crucial care", responses=ERROR_RESPONSES)
 async def coverage(
     request: Request,
@@ -205,15 +185,9 @@ async def coverage(
     """Per region and care type: departments, how many are threatened or critical, capacity at
     risk, and gaps. Scoped: a table its region (the national table everything), an insurer the
     regions it coordinates, a provider the regions it works in and the national cells."""
-    query = (
-        select(RegionalCoverage, Region.code, CareType.cluster)
-        .outerjoin(Region, Region.id == RegionalCoverage.region_id)
-        .join(CareType, CareType.code == RegionalCoverage.care_type_code)
-        .order_by(Region.code.nulls_first(), CareType.sort_order)
-    )
-    scope = visible_coverage(caller)
-    if scope is not None:
-        query = query.where(scope)
+    query = scoped_coverage(
+        select(RegionalCoverage, Region.code, CareType.cluster), caller
+    ).order_by(Region.code.nulls_first(), CareType.sort_order)
     if region:
         query = query.where(Region.code == region)
     if care_type:

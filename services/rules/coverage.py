@@ -18,6 +18,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from services.core.coverage import cell_level
 from services.core.db.models import Alert, RegionalCoverage
 from services.core.domain import (
     AlertEventType,
@@ -174,15 +175,6 @@ async def follow_cell(
     return events + await _coverage_alert(
         batch, cell, level, now, ruleset_version, hysteresis_reports
     )
-
-
-def cell_level(row: RegionalCoverage, share: float) -> Level:
-    """A stored cell's level: critical for a gap, threatened when much capacity is at risk."""
-    if row.departments_active and row.no_alternative:
-        return Level.CRITICAL
-    if row.capacity_total and row.capacity_at_risk / row.capacity_total > share:
-        return Level.THREATENED
-    return Level.WATCH if row.threatened or row.critical else Level.OK
 
 
 async def _coverage_alert(

@@ -10,8 +10,8 @@ of the ruleset, a batch of them per transaction, storing a judgement only when i
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.db.models import Department, Signal
 from services.core.domain import DepartmentStatus
+from services.core.schedule import interval_schedule
 from services.rules.ruleset import RuleKind, Ruleset
 from services.rules.worker import Judgement, judge_batch
 
@@ -94,16 +95,14 @@ async def sweep_silence(
     return len(candidates)
 
 
-@asynccontextmanager
-async def silence_schedule(
+def silence_schedule(
     sessions: async_sessionmaker[AsyncSession],
     ruleset: Ruleset | Callable[[], Ruleset],
     *,
     every: timedelta = INTERVAL,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> AsyncIterator[AsyncIOScheduler]:
+) -> AbstractAsyncContextManager[AsyncIOScheduler]:
     """Run the sweep every `every` (and once at start-up) while the context is open."""
-    scheduler = AsyncIOScheduler(timezone=UTC)
     current = ruleset if callable(ruleset) else (lambda: ruleset)
 
     async def run() -> None:
@@ -112,17 +111,4 @@ async def silence_schedule(
         except Exception:
             log.exception("silence sweep failed; the next one tries again")
 
-    scheduler.add_job(
-        run,
-        "interval",
-        seconds=every.total_seconds(),
-        next_run_time=clock(),
-        max_instances=1,
-        coalesce=True,
-        id=JOB,
-    )
-    scheduler.start()
-    try:
-        yield scheduler
-    finally:
-        scheduler.shutdown(wait=False)
+    return interval_schedule(run, job=JOB, every=every, clock=clock)

@@ -1,5 +1,5 @@
 """The dashboard's reads, each scoped by the same clauses as the API (`visible_alerts`,
-`visible_departments`, `visible_coverage` of `/v1/coverage`), so a page never shows what the
+`visible_departments`, `scoped_coverage` of `/v1/coverage`), so a page never shows what the
 API would refuse the same organisation."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from services.core.access import Caller, visible_departments
+from services.core.coverage import cell_level, scoped_coverage
 from services.core.db.models import (
     Alert,
     AlertEvent,
@@ -28,8 +29,6 @@ from services.core.db.models import (
 )
 from services.core.domain import AlertStatus, EscalationStep, Level, Role, SignalKind
 from services.notify.parties import silenced_now, visible_alerts
-from services.rules.api import visible_coverage
-from services.rules.coverage import cell_level
 
 # Aliases: `visible_alerts` names `departments` itself (a provider's own, the national table's
 # supra-regional); the page's joins use their own names so the two never correlate by accident.
@@ -314,15 +313,9 @@ async def coverage_cells(
     only_region: bool = False,
 ) -> list[CoverageCell]:
     """Coverage per region × care type, scoped as `GET /v1/coverage` scopes it."""
-    query = (
-        select(RegionalCoverage, Region.code, Region.name, CareType)
-        .outerjoin(Region, Region.id == RegionalCoverage.region_id)
-        .join(CareType, CareType.code == RegionalCoverage.care_type_code)
-        .order_by(Region.name.nulls_first(), CareType.sort_order)
-    )
-    scope = visible_coverage(caller)
-    if scope is not None:
-        query = query.where(scope)
+    query = scoped_coverage(
+        select(RegionalCoverage, Region.code, Region.name, CareType), caller
+    ).order_by(Region.name.nulls_first(), CareType.sort_order)
     if only_region:
         query = query.where(RegionalCoverage.region_id == region_id)
     found: list[CoverageCell] = []

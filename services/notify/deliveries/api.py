@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.access import Caller
 from services.core.audit import audit_call
 from services.core.db.models import Delivery, DeliveryAttempt, WebhookSubscription
 from services.core.domain import DeliveryChannel, DeliveryStatus
@@ -72,6 +73,35 @@ def _resolver(request: Request) -> Resolver:
     return resolver
 
 
+async def _own_subscription(
+    session: AsyncSession, caller: Caller, subscription_id: uuid.UUID
+) -> WebhookSubscription:
+    """The caller's own endpoint; NotFound (404) for another organisation's, as for none."""
+    return await manage.own_subscription(
+        session, organisation_id=caller.organisation_id, subscription_id=subscription_id
+    )
+
+
+async def _audit_subscription(
+    session: AsyncSession,
+    request: Request,
+    caller: Caller,
+    action: str,
+    subscription: WebhookSubscription,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit what the caller did to one of its endpoints."""
+    await audit_call(
+        session,
+        request,
+        caller,
+        action,
+        object_type="webhook_subscription",
+        object_id=subscription.id,
+        details=details,
+    )
+
+
 @subscriptions.post(
     "",
     status_code=201,
@@ -102,14 +132,13 @@ async def create_subscription(
             description=body.description,
             box=box,
         )
-        await audit_call(
+        await _audit_subscription(
             session,
             request,
             caller,
             "subscription.created",
-            object_type="webhook_subscription",
-            object_id=subscription.id,
-            details={"url": body.url, "event_types": body.event_types},
+            subscription,
+            {"url": body.url, "event_types": body.event_types},
         )
     return SubscriptionCreated(**SubscriptionRead.of(subscription).model_dump(), secret=secret)
 
@@ -135,9 +164,7 @@ async def get_subscription(
     request: Request, caller: CallerDep, subscription_id: uuid.UUID
 ) -> SubscriptionRead:
     async with sessions_of(request)() as session:
-        row = await manage.own_subscription(
-            session, organisation_id=caller.organisation_id, subscription_id=subscription_id
-        )
+        row = await _own_subscription(session, caller, subscription_id)
     return SubscriptionRead.of(row)
 
 
@@ -151,18 +178,10 @@ async def delete_subscription(
     request: Request, caller: CallerDep, subscription_id: uuid.UUID
 ) -> Response:
     async with sessions_of(request)() as session, session.begin():
-        row = await manage.own_subscription(
-            session, organisation_id=caller.organisation_id, subscription_id=subscription_id
-        )
+        row = await _own_subscription(session, caller, subscription_id)
         failed = await manage.delete_subscription(session, subscription=row, now=datetime.now(UTC))
-        await audit_call(
-            session,
-            request,
-            caller,
-            "subscription.deleted",
-            object_type="webhook_subscription",
-            object_id=row.id,
-            details={"pending_failed": failed},
+        await _audit_subscription(
+            session, request, caller, "subscription.deleted", row, {"pending_failed": failed}
         )
     return Response(status_code=204)
 
@@ -178,18 +197,9 @@ async def enable_subscription(
     """After an endpoint was disabled for failing too long; then retry what failed meanwhile
     (`POST /v1/deliveries/retry`)."""
     async with sessions_of(request)() as session, session.begin():
-        row = await manage.own_subscription(
-            session, organisation_id=caller.organisation_id, subscription_id=subscription_id
-        )
+        row = await _own_subscription(session, caller, subscription_id)
         await manage.enable_subscription(session, subscription=row)
-        await audit_call(
-            session,
-            request,
-            caller,
-            "subscription.enabled",
-            object_type="webhook_subscription",
-            object_id=row.id,
-        )
+        await _audit_subscription(session, request, caller, "subscription.enabled", row)
     return SubscriptionRead.of(row)
 
 
@@ -204,18 +214,10 @@ async def test_subscription(
 ) -> TestQueued:
     """A `webhook.test` event, queued and delivered like any other (retries, log)."""
     async with sessions_of(request)() as session, session.begin():
-        row = await manage.own_subscription(
-            session, organisation_id=caller.organisation_id, subscription_id=subscription_id
-        )
+        row = await _own_subscription(session, caller, subscription_id)
         delivery = await manage.send_test(session, subscription=row, now=datetime.now(UTC))
-        await audit_call(
-            session,
-            request,
-            caller,
-            "subscription.tested",
-            object_type="webhook_subscription",
-            object_id=row.id,
-            details={"delivery_id": str(delivery.id)},
+        await _audit_subscription(
+            session, request, caller, "subscription.tested", row, {"delivery_id": str(delivery.id)}
         )
     return TestQueued(delivery_id=delivery.id)
 
@@ -314,9 +316,7 @@ async def retry_many(request: Request, caller: CallerDep, body: BulkRetry) -> Bu
         )
     async with sessions_of(request)() as session, session.begin():
         if body.subscription is not None:
-            await manage.own_subscription(
-                session, organisation_id=caller.organisation_id, subscription_id=body.subscription
-            )
+            await _own_subscription(session, caller, body.subscription)
         retried = await manage.retry_failed(
             session,
             organisation_id=caller.organisation_id,

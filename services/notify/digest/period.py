@@ -13,22 +13,9 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from services.core.errors import InvalidInput
+from services.core.months import MONTH_NAMES_NL
 
 PERIOD = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
-MONTHS_NL = (
-    "januari",
-    "februari",
-    "maart",
-    "april",
-    "mei",
-    "juni",
-    "juli",
-    "augustus",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
 
 
 @dataclass(frozen=True, order=True)
@@ -58,7 +45,7 @@ class Period:
     @property
     def label(self) -> str:
         """`oktober 2026`, as the digest names its month."""
-        return f"{MONTHS_NL[self.month - 1]} {self.year}"
+        return f"{MONTH_NAMES_NL[self.month - 1]} {self.year}"
 
     def shift(self, months: int) -> Period:
         """The month `months` later (earlier when negative)."""
