@@ -12,7 +12,8 @@ import shlex
 import tempfile
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -311,15 +312,40 @@ async def _unpublished(sessions: async_sessionmaker[AsyncSession]) -> int:
     return int(count or 0)
 
 
-async def test_a_frozen_kafka_broker_grows_the_backlog_which_drains_with_nothing_lost(
-    broker: PausableBroker,
+@dataclass
+class KafkaStage:
+    """ingest, rules and notify on the Kafka bus, an insurer's endpoint on a real receiver."""
+
+    running: Topology
+    receiver: WebhookReceiver
+    client: httpx.AsyncClient
+    world: World
+
+    @property
+    def ingest(self) -> str:
+        return self.running["ingest"].base
+
+    async def post(self, codes: range) -> None:
+        """Signals about these FACT teams (each opens an alert), answered 202."""
+        response = await self.client.post(
+            f"{self.ingest}/v1/signals",
+            json={"signals": [_staffing(f"FACT-{n:03d}") for n in codes]},
+            headers=self.world.auth("provider_a"),
+        )
+        assert response.status_code == 202, response.text
+
+
+@asynccontextmanager
+async def kafka_stage(
+    bootstrap: str,
     database_url: str,
     tmp_path: Path,
     sessions: async_sessionmaker[AsyncSession],
-) -> None:
+) -> AsyncIterator[KafkaStage]:
+    """The stage of the broker tests (frozen here, killed in test_kafka_restart.py)."""
     world = await _teams(sessions)
     running = Topology(
-        _env(database_url, tmp_path / "data", bus="kafka", kafka=broker.bootstrap), tmp_path
+        _env(database_url, tmp_path / "data", bus="kafka", kafka=bootstrap), tmp_path
     )
     try:
         await running.start("ingest", "rules", "notify")
@@ -331,40 +357,41 @@ async def test_a_frozen_kafka_broker_grows_the_backlog_which_drains_with_nothing
             )
             assert made.status_code == 201, made.text
             receiver.secret = made.json()["secret"]
-            ingest = running["ingest"].base
-            half = TEAMS // 2
-
-            async def post(codes: range) -> None:
-                response = await client.post(
-                    f"{ingest}/v1/signals",
-                    json={"signals": [_staffing(f"FACT-{n:03d}") for n in codes]},
-                    headers=world.auth("provider_a"),
-                )
-                assert response.status_code == 202, response.text
-
-            await post(range(half))
-            await receiver.wait_for(half, within=60)
-
-            broker.pause()
-            for start in range(half, TEAMS, 3):  # the API keeps taking signals
-                await post(range(start, start + 3))
-            await asyncio.sleep(2)
-            backlog = await _unpublished(sessions)
-            assert backlog >= TEAMS - half, f"unpublished events while Kafka is away: {backlog}"
-            assert await _backlog(ingest) > 0
-            assert len(receiver.accepted) == half
-            broker.resume()
-
-            await receiver.wait_for(TEAMS, within=60)
-            await asyncio.sleep(2)  # a duplicate would arrive now
-            assert await _unpublished(sessions) == 0
-        alerts = {call.payload["data"]["alert"]["department"] for call in receiver.accepted}
-        assert alerts == {f"FACT-{n:03d}" for n in range(TEAMS)}
-        assert len(receiver.accepted) == len(set(receiver.ids)) == TEAMS
-        assert await _count(sessions, Signal) == TEAMS
-        assert await _count(sessions, Alert) == TEAMS
+            yield KafkaStage(running, receiver, client, world)
     finally:
         running.close()
+
+
+async def test_a_frozen_kafka_broker_grows_the_backlog_which_drains_with_nothing_lost(
+    broker: PausableBroker,
+    database_url: str,
+    tmp_path: Path,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    half = TEAMS // 2
+    async with kafka_stage(broker.bootstrap, database_url, tmp_path, sessions) as stage:
+        receiver = stage.receiver
+        await stage.post(range(half))
+        await receiver.wait_for(half, within=60)
+
+        broker.pause()
+        for start in range(half, TEAMS, 3):  # the API keeps taking signals
+            await stage.post(range(start, start + 3))
+        await asyncio.sleep(2)
+        backlog = await _unpublished(sessions)
+        assert backlog >= TEAMS - half, f"unpublished events while Kafka is away: {backlog}"
+        assert await _backlog(stage.ingest) > 0
+        assert len(receiver.accepted) == half
+        broker.resume()
+
+        await receiver.wait_for(TEAMS, within=60)
+        await asyncio.sleep(2)  # a duplicate would arrive now
+        assert await _unpublished(sessions) == 0
+    alerts = {call.payload["data"]["alert"]["department"] for call in receiver.accepted}
+    assert alerts == {f"FACT-{n:03d}" for n in range(TEAMS)}
+    assert len(receiver.accepted) == len(set(receiver.ids)) == TEAMS
+    assert await _count(sessions, Signal) == TEAMS
+    assert await _count(sessions, Alert) == TEAMS
 
 
 # --- (d) PostgreSQL unavailable under load -----------------------------------------------------

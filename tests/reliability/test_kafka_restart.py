@@ -26,15 +26,11 @@ from services.core.db.models import Alert, Signal
 from services.core.events.types import Topic
 from tests.reliability.test_faults import (
     TEAMS,
-    Topology,
     _backlog,
     _count,
-    _env,
-    _staffing,
-    _teams,
     _unpublished,
+    kafka_stage,
 )
-from tests.support.receivers import WebhookReceiver
 from tests.support.tansu import RestartableBroker, restartable_broker, s3_available
 
 PARTITIONS = 16  # `kafka_partitions` by default: what the services created at start-up
@@ -89,66 +85,42 @@ async def test_a_killed_and_restarted_kafka_broker_loses_nothing_and_the_service
     tmp_path: Path,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    world = await _teams(sessions)
-    running = Topology(
-        _env(database_url, tmp_path / "data", bus="kafka", kafka=broker.bootstrap), tmp_path
-    )
-    try:
-        await running.start("ingest", "rules", "notify")
-        async with WebhookReceiver() as receiver, httpx.AsyncClient(timeout=10) as client:
-            made = await client.post(
-                f"{running['notify'].base}/v1/subscriptions",
-                json={"url": receiver.url, "event_types": ["alert.opened"], "description": "k"},
-                headers=world.auth("insurer_zk"),
-            )
-            assert made.status_code == 201, made.text
-            receiver.secret = made.json()["secret"]
-            ingest = running["ingest"].base
-            half = TEAMS // 2
+    half = TEAMS // 2
+    async with kafka_stage(broker.bootstrap, database_url, tmp_path, sessions) as stage:
+        receiver, running, ingest = stage.receiver, stage.running, stage.ingest
+        await stage.post(range(half))
+        await receiver.wait_for(half, within=60)
+        assert await _partitions(broker.bootstrap) == {t.value: PARTITIONS for t in Topic}
 
-            async def post(codes: range) -> None:
-                response = await client.post(
-                    f"{ingest}/v1/signals",
-                    json={"signals": [_staffing(f"FACT-{n:03d}") for n in codes]},
-                    headers=world.auth("provider_a"),
-                )
-                assert response.status_code == 202, response.text
+        broker.kill()  # SIGKILL: no goodbye to the clients, nothing flushed
+        down_since = time.monotonic()
+        for start in range(half, TEAMS, 3):  # the API keeps taking signals into the outbox
+            await stage.post(range(start, start + 3))
+        await asyncio.sleep(2)
+        backlog = await _unpublished(sessions)
+        assert backlog >= TEAMS - half, f"unpublished events while Kafka is down: {backlog}"
+        assert await _backlog(ingest) > 0
+        assert await _ready(running["notify"].base) == 503, "notify ready without its bus"
+        assert await _ready(ingest) == 200, "the signal API must stay ready without Kafka"
+        await asyncio.sleep(max(0.0, DOWN_S - (time.monotonic() - down_since)))
+        assert receiver.calls == len(receiver.accepted) == half, "a webhook moved"
 
-            await post(range(half))
-            await receiver.wait_for(half, within=60)
-            assert await _partitions(broker.bootstrap) == {t.value: PARTITIONS for t in Topic}
+        # A new broker process: same port, same storage. Nobody tells the services.
+        await asyncio.to_thread(broker.start)
+        # The same cluster: our topics with the partitions the services made, not topics
+        # created anew (Tansu would make an unknown topic with 4 partitions).
+        assert await _partitions(broker.bootstrap) == {t.value: PARTITIONS for t in Topic}
 
-            broker.kill()  # SIGKILL: no goodbye to the clients, nothing flushed
-            down_since = time.monotonic()
-            for start in range(half, TEAMS, 3):  # the API keeps taking signals into the outbox
-                await post(range(start, start + 3))
-            await asyncio.sleep(2)
-            backlog = await _unpublished(sessions)
-            assert backlog >= TEAMS - half, f"unpublished events while Kafka is down: {backlog}"
-            assert await _backlog(ingest) > 0
-            assert await _ready(running["notify"].base) == 503, "notify ready without its bus"
-            assert await _ready(ingest) == 200, "the signal API must stay ready without Kafka"
-            await asyncio.sleep(max(0.0, DOWN_S - (time.monotonic() - down_since)))
-            assert receiver.calls == len(receiver.accepted) == half, "a webhook moved"
-
-            # A new broker process: same port, same storage. Nobody tells the services.
-            await asyncio.to_thread(broker.start)
-            # The same cluster: our topics with the partitions the services made, not topics
-            # created anew (Tansu would make an unknown topic with 4 partitions).
-            assert await _partitions(broker.bootstrap) == {t.value: PARTITIONS for t in Topic}
-
-            await receiver.wait_for(TEAMS, within=60)
-            await asyncio.sleep(2)  # a duplicate would arrive now
-            assert await _unpublished(sessions) == 0
-            assert await _eventually_zero(ingest, within=10) == 0
-            for name in ("ingest", "rules", "notify"):
-                assert await _ready(running[name].base) == 200, f"{name} not ready again"
-        alerts = Counter(call.payload["data"]["alert"]["department"] for call in receiver.accepted)
-        assert set(alerts) == {f"FACT-{n:03d}" for n in range(TEAMS)}, "an alert is missing"
-        assert max(alerts.values()) == 1, alerts.most_common(3)
-        assert len(receiver.accepted) == len(set(receiver.ids)) == TEAMS, "a webhook-id twice"
-        assert receiver.refused_signatures == []
-        assert await _count(sessions, Signal) == TEAMS
-        assert await _count(sessions, Alert) == TEAMS
-    finally:
-        running.close()
+        await receiver.wait_for(TEAMS, within=60)
+        await asyncio.sleep(2)  # a duplicate would arrive now
+        assert await _unpublished(sessions) == 0
+        assert await _eventually_zero(ingest, within=10) == 0
+        for name in ("ingest", "rules", "notify"):
+            assert await _ready(running[name].base) == 200, f"{name} not ready again"
+    alerts = Counter(call.payload["data"]["alert"]["department"] for call in receiver.accepted)
+    assert set(alerts) == {f"FACT-{n:03d}" for n in range(TEAMS)}, "an alert is missing"
+    assert max(alerts.values()) == 1, alerts.most_common(3)
+    assert len(receiver.accepted) == len(set(receiver.ids)) == TEAMS, "a webhook-id twice"
+    assert receiver.refused_signatures == []
+    assert await _count(sessions, Signal) == TEAMS
+    assert await _count(sessions, Alert) == TEAMS
