@@ -25,9 +25,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.core.admin.departments import DepartmentSpec, add_department
 from services.core.db.models import Alert, Signal
-from tests.ingest.conftest import PROVIDER_A, World, build_world
+from tests.ingest.conftest import World, add_fact_teams, build_world
 from tests.support.live_server import free_port
 from tests.support.receivers import WebhookReceiver
 from tests.support.tansu import tansu_broker
@@ -147,20 +146,7 @@ def env(
 async def world(sessions: async_sessionmaker[AsyncSession]) -> World:
     async with sessions() as session, session.begin():
         world = await build_world(session)
-        for n in range(DEPARTMENTS):
-            department = await add_department(
-                session,
-                DepartmentSpec(
-                    PROVIDER_A,
-                    f"FACT-{n:03d}",
-                    f"FACT {n}",
-                    "outreach.fact",
-                    "ijssel-vecht",
-                    None,
-                    40,
-                ),
-            )
-            world.departments[department.code] = department.id
+        await add_fact_teams(session, world, DEPARTMENTS)
     return world
 
 

@@ -96,6 +96,19 @@ async def build_world(session: AsyncSession) -> World:
     return world
 
 
+async def add_fact_teams(session: AsyncSession, world: World, count: int) -> None:
+    """`count` FACT teams of provider A in IJssel-Vecht (FACT-000, FACT-001, …), 40 places
+    each: many departments of one kind, for tests that need a signal per department."""
+    for n in range(count):
+        department = await add_department(
+            session,
+            DepartmentSpec(
+                PROVIDER_A, f"FACT-{n:03d}", f"FACT {n}", "outreach.fact", "ijssel-vecht", None, 40
+            ),
+        )
+        world.departments[department.code] = department.id
+
+
 @pytest.fixture
 async def world(sessions: async_sessionmaker[AsyncSession]) -> World:
     async with sessions() as session, session.begin():

