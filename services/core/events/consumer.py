@@ -60,6 +60,10 @@ class Subscription:
     batch_handler: BatchHandler | None = None
 
 
+class _HandlerFailed(Exception):
+    """A handler of a batch applied together failed: apply it again event by event."""
+
+
 class RetryLater(Exception):
     """The batch was rolled back because a handler failed; run it again after a pause."""
 
@@ -93,62 +97,78 @@ class Applier:
     attempts: dict[uuid.UUID, int] = field(default_factory=dict)
 
     async def apply(self, events: Sequence[Event], *, fence: Fence | None = None) -> BatchResult:
-        """One transaction: claim the ids, run the handler per event, fence, commit.
+        """One transaction: claim the ids, run the handlers, fence, commit.
 
-        The handlers of a batch first run together under one savepoint (a savepoint per event
-        costs more than most handlers: bench/pipeline.py); only when that fails are they run
-        again one by one, each in its own savepoint, to find the event that fails.
+        The handlers of a batch first run together, with no savepoint: a savepoint costs two
+        statements a batch, as much as handling a small batch (docs/benchmarks.md, "Rules").
+        When one fails, that transaction is rolled back and the batch applied again in a new
+        one, event by event, each in a savepoint of its own, to find the event that fails.
         """
-        result = BatchResult()
         if not events and fence is None:
-            return result
-        group = self.subscription.group
-        async with self.sessions() as session, session.begin():
-            claimed = set(
-                (await session.execute(_CLAIM, {"group": group, "ids": [e.id for e in events]}))
-                .scalars()
-                .all()
-            )
-            todo: list[Event] = []
-            for event in events:
-                if event.id not in claimed:
-                    result.duplicates += 1
-                    continue
-                claimed.discard(event.id)  # the same id twice in one batch: apply once
-                todo.append(event)
-            if await self._apply_all(session, todo):
-                result.applied += len(todo)
-            else:
-                for event in todo:
-                    if await self._apply_one(session, event):
-                        result.applied += 1
-                    else:
-                        result.dead_lettered += 1
-            if fence is not None:
-                await fence(session)
+            return BatchResult()
+        try:
+            result = await self._apply_together(events, fence)
+        except _HandlerFailed:
+            result = await self._apply_each(events, fence)
         for event in events:
             self.attempts.pop(event.id, None)
         self._count(events, result)
         return result
 
-    async def _apply_all(self, session: AsyncSession, events: Sequence[Event]) -> bool:
-        """All handlers under one savepoint; False (and rolled back to it) if one fails."""
-        if not events:
-            return True
+    async def _claim(
+        self, session: AsyncSession, events: Sequence[Event], result: BatchResult
+    ) -> list[Event]:
+        """The events not applied before (each once), claimed in this transaction."""
+        ids = [e.id for e in events]
+        found = await session.execute(_CLAIM, {"group": self.subscription.group, "ids": ids})
+        claimed = set(found.scalars().all())
+        todo: list[Event] = []
+        for event in events:
+            if event.id not in claimed:
+                result.duplicates += 1
+                continue
+            claimed.discard(event.id)  # the same id twice in one batch: apply once
+            todo.append(event)
+        return todo
+
+    async def _apply_together(self, events: Sequence[Event], fence: Fence | None) -> BatchResult:
+        """All handlers in the batch's transaction; `_HandlerFailed` (rolled back) if one fails."""
+        result = BatchResult()
+        async with self.sessions() as session, session.begin():
+            todo = await self._claim(session, events, result)
+            if todo:
+                try:
+                    await self._run_handlers(session, todo)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    raise _HandlerFailed from exc
+            result.applied += len(todo)
+            if fence is not None:
+                await fence(session)
+        return result
+
+    async def _run_handlers(self, session: AsyncSession, events: Sequence[Event]) -> None:
         batch = self.subscription.batch_handler
-        try:
-            async with session.begin_nested():
-                if batch is not None:
-                    with bound(group=self.subscription.group, batch=len(events)):
-                        await batch(session, events)
+        if batch is not None:
+            with bound(group=self.subscription.group, batch=len(events)):
+                await batch(session, events)
+        else:
+            for event in events:
+                await self._handle(session, event)
+
+    async def _apply_each(self, events: Sequence[Event], fence: Fence | None) -> BatchResult:
+        """Event by event, each under a savepoint: applied, parked, or RetryLater."""
+        result = BatchResult()
+        async with self.sessions() as session, session.begin():
+            for event in await self._claim(session, events, result):
+                if await self._apply_one(session, event):
+                    result.applied += 1
                 else:
-                    for event in events:
-                        await self._handle(session, event)
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            return False
-        return True
+                    result.dead_lettered += 1
+            if fence is not None:
+                await fence(session)
+        return result
 
     async def _handle(self, session: AsyncSession, event: Event) -> None:
         """The handler, with the event's id, type and key on every log line it writes."""
