@@ -8,12 +8,11 @@ run: there a missing browser fails the run instead of hiding a gap.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.support.needs import need
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -44,12 +43,7 @@ def missing_browser() -> str | None:
 
 def need_browser() -> None:
     """Skip (or, under CI, fail) when the browser tests cannot run."""
-    reason = missing_browser()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}: under CI the browser tests must run")
-    pytest.skip(reason)
+    need(missing_browser(), "browser")
 
 
 async def grave_violations(page: Any) -> list[dict[str, Any]]:

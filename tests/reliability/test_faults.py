@@ -33,6 +33,7 @@ from services.core.embedded import embedded_postgres
 from tests.e2e.test_topology import Proc
 from tests.ingest.conftest import World, add_fact_teams, build_world
 from tests.support.faults import PausableBroker, pausable_broker
+from tests.support.needs import need
 from tests.support.receivers import WebhookReceiver
 from tests.support.tansu import broker_available
 
@@ -272,11 +273,7 @@ async def test_a_killed_notifier_delivers_every_webhook_exactly_once_after_resta
 
 @pytest.fixture
 def broker() -> Iterator[PausableBroker]:
-    reason = broker_available()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (under CI the Kafka tests must run)")
-        pytest.skip(reason)
+    need(broker_available(), "Kafka")
     with pausable_broker() as running:
         yield running
 

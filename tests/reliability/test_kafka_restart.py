@@ -11,7 +11,6 @@ producer and the rules and notify consumer groups have to find it by themselves.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from tests.reliability.test_faults import (
     _unpublished,
     kafka_stage,
 )
+from tests.support.needs import need
 from tests.support.tansu import RestartableBroker, restartable_broker, s3_available
 
 PARTITIONS = 16  # `kafka_partitions` by default: what the services created at start-up
@@ -41,11 +41,7 @@ so a broker that remembers the groups finds their members expired when it comes 
 
 @pytest.fixture
 def broker() -> Iterator[RestartableBroker]:
-    reason = s3_available()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (under CI the Kafka tests must run)")
-        pytest.skip(reason)
+    need(s3_available(), "Kafka")
     with restartable_broker() as running:
         yield running
 
