@@ -24,7 +24,7 @@ from sqlalchemy.types import Integer, String, Uuid
 
 from services.core.db.models import Alert, AlertEvent, RegionalCoverage
 from services.core.db.models import Assessment as StoredAssessment
-from services.core.domain import AlertKind, AlertStatus, Level, Scope
+from services.core.domain import AlertKind, Level, Scope
 from services.core.events.outbox import NewEvent, record_events
 from services.rules.coverage import CELL_LOCK_SPACE, Cell, CellKey, Member, cell_key, lock_key
 from services.rules.loading import DepartmentFacts
@@ -34,27 +34,81 @@ _STORE = insert(cast(Table, StoredAssessment.__table__))
 _LOCK_CELLS = text(
     "SELECT pg_advisory_xact_lock(:space, key) FROM unnest(:keys) AS key"
 ).bindparams(bindparam("keys", type_=ARRAY(Integer())))
-# Every active member of the cells, with its newest level (none when never judged).
+# The cells' keys as arrays: the regional cells as (region, care type) pairs, the national cells
+# (supra-regional care) by care type. Arrays, not IN lists: one statement text whatever the batch.
+_CELL_PARAMS = (
+    bindparam("regions", type_=ARRAY(Integer())),
+    bindparam("regional_types", type_=ARRAY(String())),
+    bindparam("national_types", type_=ARRAY(String())),
+)
+# Every active member of the cells, with its newest level (none when never judged). The regional
+# cells are joined to the departments through their (region, care type) index: a filter over all
+# departments cost several milliseconds a batch (docs/benchmarks.md, "Rules").
 _MEMBERS = text(
     """
     SELECT d.id, d.capacity, d.care_type_code, d.region_id, d.scope, a.level
-    FROM departments d
+    FROM (
+        SELECT d.id, d.capacity, d.care_type_code, d.region_id, d.scope
+        FROM unnest(:regions, :regional_types) AS cell(region_id, care_type_code)
+        CROSS JOIN LATERAL (
+            SELECT * FROM departments
+            WHERE region_id = cell.region_id AND care_type_code = cell.care_type_code
+              AND scope = 'regional' AND status = 'active'
+            OFFSET 0  -- kept a subquery: an index lookup per cell (see `_OPEN_ALERTS`)
+        ) d
+        UNION ALL
+        SELECT d.id, d.capacity, d.care_type_code, d.region_id, d.scope
+        FROM departments d
+        WHERE d.scope = 'supra_regional' AND d.status = 'active'
+            AND d.care_type_code = ANY(:national_types)
+    ) d
     LEFT JOIN LATERAL (
         SELECT level FROM assessments
         WHERE department_id = d.id
         ORDER BY assessed_at DESC, id DESC
         LIMIT 1
     ) a ON true
-    WHERE d.status = 'active' AND (
-        (d.scope = 'regional' AND (d.region_id, d.care_type_code) IN (
-            SELECT * FROM unnest(:regions, :regional_types)))
-        OR (d.scope = 'supra_regional' AND d.care_type_code = ANY(:national_types))
-    )
     """
-).bindparams(
-    bindparam("regions", type_=ARRAY(Integer())),
-    bindparam("regional_types", type_=ARRAY(String())),
-    bindparam("national_types", type_=ARRAY(String())),
+).bindparams(*_CELL_PARAMS)
+# The open alerts of the departments and of their cells, each part through its partial index
+# (one filter with OR read every open alert there was). A LATERAL subquery that the planner
+# cannot pull up (LIMIT, OFFSET): an index lookup per cell. As a plain join, the generic plan of a
+# prepared statement (guessing `unnest` at 10 rows) hashed it against a scan of every open one.
+_OPEN_ALERTS = text(
+    """
+    SELECT alerts.* FROM alerts
+    WHERE alerts.kind = 'department' AND alerts.status <> 'resolved'
+      AND alerts.department_id = ANY(:departments)
+    UNION ALL
+    SELECT a.* FROM unnest(:regions, :regional_types) AS cell(region_id, care_type)
+    CROSS JOIN LATERAL (
+        SELECT * FROM alerts
+        WHERE region_id = cell.region_id AND care_type_code = cell.care_type
+          AND kind = 'coverage' AND status <> 'resolved'
+        LIMIT 1  -- at most one is open; and it keeps the subquery, so a lookup per cell
+    ) a
+    UNION ALL
+    SELECT alerts.* FROM alerts
+    WHERE alerts.kind = 'coverage' AND alerts.status <> 'resolved'
+      AND alerts.region_id IS NULL AND alerts.care_type_code = ANY(:national_types)
+    """
+).bindparams(bindparam("departments", type_=ARRAY(Uuid())), *_CELL_PARAMS)
+# The coverage rows of the cells (not every row of their care types).
+_COVERAGE_ROWS = select(RegionalCoverage).from_statement(
+    text(
+        """
+            SELECT c.* FROM unnest(:regions, :regional_types) AS cell(region_id, care_type)
+            CROSS JOIN LATERAL (
+                SELECT * FROM regional_coverage
+                WHERE region_id = cell.region_id AND care_type_code = cell.care_type
+                LIMIT 1  -- one row per cell; a lookup per cell (see `_OPEN_ALERTS`)
+            ) c
+            UNION ALL
+            SELECT regional_coverage.* FROM regional_coverage
+            WHERE regional_coverage.region_id IS NULL
+              AND regional_coverage.care_type_code = ANY(:national_types)
+            """
+    ).bindparams(*_CELL_PARAMS)
 )
 _REPORTS_SINCE = text(
     """
@@ -88,27 +142,22 @@ class Batch:
         locks = sorted({lock_key(facts) for facts in departments})
         if locks:
             await session.execute(_LOCK_CELLS, {"space": CELL_LOCK_SPACE, "keys": locks})
-        cells = await _load_cells(session, by_key)
-        care_types = sorted({key[1] for key in by_key})
+        keys = _cell_params(by_key)
+        cells = await _load_cells(session, by_key, keys)
         department_ids = [facts.id for facts in departments]
         alerts: dict[uuid.UUID, Alert] = {}
         coverage_alerts: dict[CellKey, Alert] = {}
         coverage: dict[CellKey, RegionalCoverage] = {}
         if department_ids:
             for alert in await session.scalars(
-                select(Alert).where(
-                    Alert.status != AlertStatus.RESOLVED,
-                    (Alert.department_id.in_(department_ids) & (Alert.kind == AlertKind.DEPARTMENT))
-                    | (Alert.care_type_code.in_(care_types) & (Alert.kind == AlertKind.COVERAGE)),
-                )
+                select(Alert).from_statement(_OPEN_ALERTS),
+                {"departments": department_ids, **keys},
             ):
                 if alert.kind is AlertKind.DEPARTMENT and alert.department_id is not None:
                     alerts[alert.department_id] = alert
                 elif (key := (alert.region_id, alert.care_type_code)) in by_key:
                     coverage_alerts[key] = alert
-            for row in await session.scalars(
-                select(RegionalCoverage).where(RegionalCoverage.care_type_code.in_(care_types))
-            ):
+            for row in await session.scalars(_COVERAGE_ROWS, keys):
                 if (key := (row.region_id, row.care_type_code)) in by_key:
                     coverage[key] = row
         return cls(session, cells, alerts, coverage, coverage_alerts)
@@ -166,21 +215,22 @@ class Batch:
         await record_events(session, self.events)  # once: the log's partition lock
 
 
-async def _load_cells(
-    session: AsyncSession, by_key: dict[CellKey, DepartmentFacts]
-) -> dict[CellKey, Cell]:
+def _cell_params(by_key: dict[CellKey, DepartmentFacts]) -> dict[str, list[Any]]:
+    """The cells as the arrays `_CELL_PARAMS` name."""
     regional = [key for key in by_key if key[0] is not None]
-    national = [key[1] for key in by_key if key[0] is None]
+    return {
+        "regions": [key[0] for key in regional],
+        "regional_types": [key[1] for key in regional],
+        "national_types": [key[1] for key in by_key if key[0] is None],
+    }
+
+
+async def _load_cells(
+    session: AsyncSession, by_key: dict[CellKey, DepartmentFacts], keys: dict[str, list[Any]]
+) -> dict[CellKey, Cell]:
     members: dict[CellKey, list[Member]] = {key: [] for key in by_key}
     if by_key:
-        rows = await session.execute(
-            _MEMBERS,
-            {
-                "regions": [key[0] for key in regional],
-                "regional_types": [key[1] for key in regional],
-                "national_types": national,
-            },
-        )
+        rows = await session.execute(_MEMBERS, keys)
         for row in rows:
             national_member = row.scope == Scope.SUPRA_REGIONAL.value
             key = (None if national_member else row.region_id, row.care_type_code)

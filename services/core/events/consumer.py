@@ -37,6 +37,9 @@ BatchHandler = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
 Fence = Callable[[AsyncSession], Awaitable[None]]
 # Runs after the commit (metrics, and the Kafka offset commit).
 Committed = Callable[[Sequence[Event]], Awaitable[None]]
+# Reads a batch inside the transaction that applies it (the PostgreSQL bus): its events, and the
+# fence that moves its offsets.
+Fetch = Callable[[AsyncSession], Awaitable[tuple[Sequence[Event], Fence | None]]]
 
 _CLAIM = text(
     "INSERT INTO processed_events (consumer_group, event_id)"
@@ -131,22 +134,55 @@ class Applier:
             todo.append(event)
         return todo
 
+    async def fetch_and_apply(self, fetch: Fetch) -> tuple[Sequence[Event], BatchResult]:
+        """Read a batch and apply it in the same transaction.
+
+        A transaction of its own for the read would cost as much again as a small batch's
+        handling: each transaction through the session costs about a millisecond of CPU here
+        (docs/benchmarks.md, "End to end"). A batch read here and failing is applied again from
+        memory, event by event, as `apply` does.
+        """
+        result = BatchResult()
+        events: Sequence[Event] = ()
+        fence: Fence | None = None
+        try:
+            async with self.sessions() as session, session.begin():
+                events, fence = await fetch(session)
+                if events:
+                    await self._apply_in(session, events, fence, result)
+        except _HandlerFailed:
+            result = await self._apply_each(events, fence)
+        if events:
+            for event in events:
+                self.attempts.pop(event.id, None)
+            self._count(events, result)
+        return events, result
+
     async def _apply_together(self, events: Sequence[Event], fence: Fence | None) -> BatchResult:
         """All handlers in the batch's transaction; `_HandlerFailed` (rolled back) if one fails."""
         result = BatchResult()
         async with self.sessions() as session, session.begin():
-            todo = await self._claim(session, events, result)
-            if todo:
-                try:
-                    await self._run_handlers(session, todo)
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise
-                    raise _HandlerFailed from exc
-            result.applied += len(todo)
-            if fence is not None:
-                await fence(session)
+            await self._apply_in(session, events, fence, result)
         return result
+
+    async def _apply_in(
+        self,
+        session: AsyncSession,
+        events: Sequence[Event],
+        fence: Fence | None,
+        result: BatchResult,
+    ) -> None:
+        todo = await self._claim(session, events, result)
+        if todo:
+            try:
+                await self._run_handlers(session, todo)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                raise _HandlerFailed from exc
+        result.applied += len(todo)
+        if fence is not None:
+            await fence(session)
 
     async def _run_handlers(self, session: AsyncSession, events: Sequence[Event]) -> None:
         batch = self.subscription.batch_handler

@@ -37,6 +37,7 @@ from services.core.events.bus import Bus, BusUnavailable, Consumer
 from services.core.events.consumer import (
     Applier,
     Committed,
+    Fence,
     RetryLater,
     Subscription,
     is_transient,
@@ -254,10 +255,9 @@ class PostgresConsumer(Consumer):
         """Fetch and apply one batch; True when there was anything to do."""
         async with self._batch:
             try:
-                events, positions = await self._fetch()
+                events, _ = await self._applier.fetch_and_apply(self._fetch)
                 if not events:
                     return False
-                await self._applier.apply(events, fence=lambda s: self._advance(s, positions))
             except RetryLater as exc:
                 log.warning("group %s: %s; retrying", self._group, exc)
                 await self._pause(self._timing.retry_backoff * 2 ** min(exc.attempt, 5))
@@ -279,25 +279,27 @@ class PostgresConsumer(Consumer):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    async def _fetch(self) -> tuple[list[Event], dict[tuple[str, int], int]]:
-        async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    _FETCH,
-                    {
-                        "group": self._group,
-                        "member": self.member,
-                        "topics": self._topics,
-                        "limit": self._timing.batch_size,
-                    },
-                )
-            ).all()
+    async def _fetch(self, session: AsyncSession) -> tuple[list[Event], Fence | None]:
+        """The next batch of our partitions, and the fence that moves their offsets past it."""
+        rows = (
+            await session.execute(
+                _FETCH,
+                {
+                    "group": self._group,
+                    "member": self.member,
+                    "topics": self._topics,
+                    "limit": self._timing.batch_size,
+                },
+            )
+        ).all()
         events: list[Event] = []
         positions: dict[tuple[str, int], int] = {}
         for row in rows:
             events.append(Event.from_cloudevent(row.topic, row.event))
             positions[(row.topic, row.partition)] = row.id  # rows come in id order
-        return events, positions
+        if not events:
+            return events, None
+        return events, lambda s: self._advance(s, positions)
 
     async def _advance(self, session: AsyncSession, positions: dict[tuple[str, int], int]) -> None:
         """Move the offsets with the effects, only while this member still holds the leases."""
