@@ -13,10 +13,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import String, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from services.core.db.models import Department, Organisation, Region
 
 TTL_SECONDS = 30.0
 MAX_ENTRIES = 100_000
@@ -67,20 +66,24 @@ class DepartmentDirectory:
         self._entries[key] = (now + self.ttl, ref)
 
 
+# By (AGB, code) pairs as two arrays: one statement text (so one prepared statement) however
+# many keys a request names, and no SQL expression built per request.
+_FIND = text(
+    """
+    SELECT d.id, d.code, d.provider_id, o.agb_code, d.region_id, r.code AS region_code,
+           d.care_type_code
+    FROM unnest(:agbs, :codes) AS k(agb, code)
+    JOIN organisations o ON o.agb_code = k.agb
+    JOIN departments d ON d.provider_id = o.id AND d.code = k.code
+    JOIN regions r ON r.id = d.region_id
+    """
+).bindparams(bindparam("agbs", type_=ARRAY(String())), bindparam("codes", type_=ARRAY(String())))
+
+
 async def _load(session: AsyncSession, keys: set[Key]) -> list[DepartmentRef]:
+    pairs = list(keys)
     rows = await session.execute(
-        select(
-            Department.id,
-            Department.code,
-            Department.provider_id,
-            Organisation.agb_code,
-            Department.region_id,
-            Region.code,
-            Department.care_type_code,
-        )
-        .join(Organisation, Department.provider_id == Organisation.id)
-        .join(Region, Department.region_id == Region.id)
-        .where(tuple_(Organisation.agb_code, Department.code).in_(keys))
+        _FIND, {"agbs": [agb for agb, _ in pairs], "codes": [code for _, code in pairs]}
     )
     return [
         DepartmentRef(id_, code, provider_id, agb or "", region_id, region, care_type)

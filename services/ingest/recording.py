@@ -109,6 +109,12 @@ async def _targets(
     return targets
 
 
+_SIGNALS = cast(Table, Signal.__table__)
+_INSERT_SIGNALS = (
+    insert(_SIGNALS).on_conflict_do_nothing(index_elements=["id"]).returning(_SIGNALS.c.id)
+)
+
+
 async def record_signals(
     session: AsyncSession,
     *,
@@ -145,15 +151,7 @@ async def record_signals(
     # Rows in id order: two batches that share signals lock them in the same order, so they
     # queue behind each other instead of deadlocking.
     in_lock_order = sorted(rows, key=lambda row: str(row["id"]))
-    signals_table = cast(Table, Signal.__table__)
-    inserted = set(
-        await session.scalars(
-            insert(signals_table)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(signals_table.c.id),
-            in_lock_order,
-        )
-    )
+    inserted = set(await session.scalars(_INSERT_SIGNALS, in_lock_order))
     repeated = {row["id"]: row for row in rows if row["id"] not in inserted}
     if repeated:
         earlier = await session.execute(

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import Uuid
+from sqlalchemy.types import DateTime, Uuid
 
 from services.core.access import Caller
 from services.core.db.models import (
@@ -159,6 +159,40 @@ _REGIONS = cast(Table, Region.__table__)
 _CARE_TYPES = cast(Table, CareType.__table__)
 
 
+_NOW = bindparam("now", type_=DateTime(timezone=True))
+# Built once: making a statement of this size costs the notifier more CPU per batch than the
+# database spends answering it (docs/benchmarks.md, "Notifier").
+_CONTEXTS = (
+    select(
+        *_prefixed(_ALERTS, "a_"),
+        *_prefixed(_DEPARTMENTS, "d_"),
+        _PROVIDERS.c.agb_code.label("provider_agb"),
+        _PROVIDERS.c.name.label("provider_name"),
+        _REGIONS.c.code.label("region_code"),
+        _REGIONS.c.name.label("region_name"),
+        _CARE_TYPES.c.name_nl.label("care_type_name"),
+        _CARE_TYPES.c.cluster.label("cluster"),
+        exists()
+        .where(
+            Silence.department_id == _ALERTS.c.department_id,
+            Silence.starts_at <= _NOW,
+            Silence.ends_at > _NOW,
+            Silence.lifted_at.is_(None),
+        )
+        .label("silenced"),
+    )
+    .select_from(
+        _ALERTS.outerjoin(_DEPARTMENTS, _DEPARTMENTS.c.id == _ALERTS.c.department_id)
+        .outerjoin(_PROVIDERS, _PROVIDERS.c.id == _DEPARTMENTS.c.provider_id)
+        .outerjoin(_REGIONS, _REGIONS.c.id == _ALERTS.c.region_id)
+        .join(_CARE_TYPES, _CARE_TYPES.c.code == _ALERTS.c.care_type_code)
+    )
+    .where(_ALERTS.c.id == any_(bindparam("ids", type_=ARRAY(Uuid()))))
+    .order_by(_ALERTS.c.id)
+    .with_for_update(of=_ALERTS, key_share=True)
+)
+
+
 async def load_contexts(
     session: AsyncSession, alert_ids: Collection[uuid.UUID], now: datetime
 ) -> dict[uuid.UUID, tuple[AlertContext, bool]]:
@@ -171,36 +205,9 @@ async def load_contexts(
     """
     if not alert_ids:
         return {}
-    silenced = exists().where(
-        Silence.department_id == _ALERTS.c.department_id,
-        Silence.starts_at <= now,
-        Silence.ends_at > now,
-        Silence.lifted_at.is_(None),
-    )
-    query = (
-        select(
-            *_prefixed(_ALERTS, "a_"),
-            *_prefixed(_DEPARTMENTS, "d_"),
-            _PROVIDERS.c.agb_code.label("provider_agb"),
-            _PROVIDERS.c.name.label("provider_name"),
-            _REGIONS.c.code.label("region_code"),
-            _REGIONS.c.name.label("region_name"),
-            _CARE_TYPES.c.name_nl.label("care_type_name"),
-            _CARE_TYPES.c.cluster.label("cluster"),
-            silenced.label("silenced"),
-        )
-        .select_from(
-            _ALERTS.outerjoin(_DEPARTMENTS, _DEPARTMENTS.c.id == _ALERTS.c.department_id)
-            .outerjoin(_PROVIDERS, _PROVIDERS.c.id == _DEPARTMENTS.c.provider_id)
-            .outerjoin(_REGIONS, _REGIONS.c.id == _ALERTS.c.region_id)
-            .join(_CARE_TYPES, _CARE_TYPES.c.code == _ALERTS.c.care_type_code)
-        )
-        .where(_ALERTS.c.id == any_(bindparam("ids", list(alert_ids), type_=ARRAY(Uuid()))))
-        .order_by(_ALERTS.c.id)
-        .with_for_update(of=_ALERTS, key_share=True)
-    )
+    result = await session.execute(_CONTEXTS, {"ids": list(alert_ids), "now": now})
     found: dict[uuid.UUID, tuple[AlertContext, bool]] = {}
-    for row in (await session.execute(query)).mappings():
+    for row in result.mappings():
         alert = _detached(Alert, {c.name: row[f"a_{c.name}"] for c in _ALERTS.c})
         department = (
             _detached(Department, {c.name: row[f"d_{c.name}"] for c in _DEPARTMENTS.c})
@@ -270,12 +277,11 @@ class Parties:
         return found
 
 
-async def load_parties(session: AsyncSession, contexts: Iterable[AlertContext]) -> Parties:
-    """The coordinating insurers and regional tables of the alerts' regions, and the national
-    table, in one statement, each list in the order `organisations_of` gives."""
-    regions = sorted({c.alert.region_id for c in contexts if c.alert.region_id is not None})
-    ids = bindparam("regions", regions, type_=ARRAY(Integer()))
-    insurers = (
+_REGION_IDS = bindparam("regions", type_=ARRAY(Integer()))
+# The coordinating insurers and regional tables of some regions, and the national table(s), by
+# name (built once, as `_CONTEXTS`).
+_PARTIES = select(
+    union_all(
         select(
             literal(Audience.COORDINATING_INSURER.value).label("audience"),
             InsurerRegion.region_id.label("region_id"),
@@ -283,23 +289,31 @@ async def load_parties(session: AsyncSession, contexts: Iterable[AlertContext]) 
             Organisation.name.label("name"),
         )
         .join(InsurerRegion, InsurerRegion.insurer_id == Organisation.id)
-        .where(InsurerRegion.region_id == any_(ids))
-    )
-    tables = select(
-        literal(Audience.REGIONAL_TABLE.value).label("audience"),
-        Organisation.region_id,
-        Organisation.id,
-        Organisation.name,
-    ).where(Organisation.kind == OrgKind.REGIONAL_TABLE, Organisation.region_id == any_(ids))
-    national = select(
-        literal(Audience.NATIONAL_TABLE.value).label("audience"),
-        null().label("region_id"),
-        Organisation.id,
-        Organisation.name,
-    ).where(Organisation.kind == OrgKind.NATIONAL_TABLE)
-    by_name = select(union_all(insurers, tables, national).subquery()).order_by(text("name"))
+        .where(InsurerRegion.region_id == any_(_REGION_IDS)),
+        select(
+            literal(Audience.REGIONAL_TABLE.value).label("audience"),
+            Organisation.region_id,
+            Organisation.id,
+            Organisation.name,
+        ).where(
+            Organisation.kind == OrgKind.REGIONAL_TABLE, Organisation.region_id == any_(_REGION_IDS)
+        ),
+        select(
+            literal(Audience.NATIONAL_TABLE.value).label("audience"),
+            null().label("region_id"),
+            Organisation.id,
+            Organisation.name,
+        ).where(Organisation.kind == OrgKind.NATIONAL_TABLE),
+    ).subquery()
+).order_by(text("name"))
+
+
+async def load_parties(session: AsyncSession, contexts: Iterable[AlertContext]) -> Parties:
+    """The coordinating insurers and regional tables of the alerts' regions, and the national
+    table, in one statement, each list in the order `organisations_of` gives."""
+    regions = sorted({c.alert.region_id for c in contexts if c.alert.region_id is not None})
     parties = Parties(insurers={}, regional_tables={}, national_tables=[])
-    for row in await session.execute(by_name):
+    for row in await session.execute(_PARTIES, {"regions": regions}):
         match row.audience:
             case Audience.COORDINATING_INSURER.value:
                 parties.insurers.setdefault(row.region_id, []).append(row.id)
@@ -310,6 +324,16 @@ async def load_parties(session: AsyncSession, contexts: Iterable[AlertContext]) 
     return parties
 
 
+_PEOPLE = (
+    select(User.organisation_id, User.email)
+    .where(
+        User.organisation_id == any_(bindparam("organisations", type_=ARRAY(Uuid()))),
+        User.active.is_(True),
+    )
+    .order_by(User.email)
+)
+
+
 async def load_people(
     session: AsyncSession, organisation_ids: Collection[uuid.UUID]
 ) -> list[tuple[uuid.UUID, str]]:
@@ -317,16 +341,8 @@ async def load_people(
     `people_of` (by e-mail): filtered to some of them, the order is `people_of`'s for those."""
     if not organisation_ids:
         return []
-    query = (
-        select(User.organisation_id, User.email)
-        .where(
-            User.organisation_id
-            == any_(bindparam("organisations", list(organisation_ids), type_=ARRAY(Uuid()))),
-            User.active.is_(True),
-        )
-        .order_by(User.email)
-    )
-    return [(row.organisation_id, row.email) for row in await session.execute(query)]
+    rows = await session.execute(_PEOPLE, {"organisations": list(organisation_ids)})
+    return [(row.organisation_id, row.email) for row in rows]
 
 
 async def people_of(session: AsyncSession, organisation_ids: list[uuid.UUID]) -> list[User]:

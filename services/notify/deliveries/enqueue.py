@@ -241,6 +241,21 @@ def webhook_rows(
     ]
 
 
+_ENDPOINTS = (
+    select(
+        WebhookSubscription.organisation_id,
+        WebhookSubscription.id,
+        WebhookSubscription.event_types,
+    )
+    .where(
+        WebhookSubscription.organisation_id
+        == any_(bindparam("organisations", type_=ARRAY(Uuid()))),
+        WebhookSubscription.active.is_(True),
+    )
+    .order_by(WebhookSubscription.created_at, WebhookSubscription.id)
+)
+
+
 async def endpoints_of(
     session: AsyncSession, organisation_ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, list[tuple[uuid.UUID, frozenset[str]]]]:
@@ -248,19 +263,7 @@ async def endpoints_of(
     what `enqueue_webhooks` looks up, for many organisations in one statement."""
     if not organisation_ids:
         return {}
-    rows = await session.execute(
-        select(
-            WebhookSubscription.organisation_id,
-            WebhookSubscription.id,
-            WebhookSubscription.event_types,
-        )
-        .where(
-            WebhookSubscription.organisation_id
-            == any_(bindparam("organisations", list(organisation_ids), type_=ARRAY(Uuid()))),
-            WebhookSubscription.active.is_(True),
-        )
-        .order_by(WebhookSubscription.created_at, WebhookSubscription.id)
-    )
+    rows = await session.execute(_ENDPOINTS, {"organisations": list(organisation_ids)})
     found: dict[uuid.UUID, list[tuple[uuid.UUID, frozenset[str]]]] = {}
     for organisation_id, subscription_id, event_types in rows.all():
         found.setdefault(organisation_id, []).append((subscription_id, frozenset(event_types)))
