@@ -20,6 +20,9 @@ one at 127.0.0.1:5432), dropped at the end; on uvloop, as the services run:
   `httpx.AsyncClient` (one connection, kept alive) to a FastAPI app under uvicorn in a process of
   its own that validates it with pydantic and answers 202 without I/O: the client's CPU per
   request (the delivery worker's side of a webhook) and the server's (ingest's side of a signal).
+- `HTTP request, client (aiohttp)`: the same request with aiohttp's client, when aiohttp is
+  installed (it is not one of the project's dependencies: `pip install aiohttp` to see what
+  another client would cost; the row is left out otherwise).
 
 docs/benchmarks.md ("The stack's floors") adds them up along the chain a signal travels.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import platform
@@ -212,16 +216,36 @@ async def _http(count: int) -> dict[str, dict[str, float]]:
             client_figure = await _timed(request, count)
             after = process.cpu_times()
         server_cpu = (after.user + after.system) - (served.user + served.system)
-        return {
+        found = {
             "HTTP request, client (httpx)": client_figure,
             "HTTP request, server (uvicorn + FastAPI)": {
                 "cpu_us": round(server_cpu / count * 1e6, 1),
                 "wall_us": client_figure["wall_us"],
             },
         }
+        other = await _aiohttp_client(f"http://127.0.0.1:{port}/v1/signals", count)
+        if other is not None:
+            found["HTTP request, client (aiohttp)"] = other
+        return found
     finally:
         server.terminate()
         await asyncio.wait_for(server.wait(), 10)
+
+
+async def _aiohttp_client(url: str, count: int) -> dict[str, float] | None:
+    """The same request with aiohttp's client, if it is installed (not a dependency)."""
+    try:
+        aiohttp: Any = importlib.import_module("aiohttp")
+    except ImportError:
+        return None
+    async with aiohttp.ClientSession() as client:
+
+        async def request() -> None:
+            async with client.post(url, json=_BODY) as response:
+                response.raise_for_status()
+                await response.read()
+
+        return await _timed(request, count)
 
 
 def _serve(port: int) -> None:
