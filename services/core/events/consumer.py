@@ -137,10 +137,9 @@ class Applier:
     async def fetch_and_apply(self, fetch: Fetch) -> tuple[Sequence[Event], BatchResult]:
         """Read a batch and apply it in the same transaction.
 
-        A transaction of its own for the read would cost as much again as a small batch's
-        handling: each transaction through the session costs about a millisecond of CPU here
-        (docs/benchmarks.md, "End to end"). A batch read here and failing is applied again from
-        memory, event by event, as `apply` does.
+        A transaction of its own for the read costs about 1.3 ms of CPU here, as much as a
+        small batch's statements (docs/benchmarks.md, "The stack's floors"). A batch read here
+        that fails is applied again from memory, event by event, as `apply` does.
         """
         result = BatchResult()
         events: Sequence[Event] = ()
