@@ -94,6 +94,7 @@ import psutil
 from cryptography.fernet import Fernet
 
 from bench.e2e_receiver import RunningReceiver, free_port, running_receiver
+from bench.measure import database_of
 from services.core.db.scratch import connect_args, scratch_database
 
 REPO = Path(__file__).resolve().parents[1]
@@ -810,7 +811,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         running_receiver() as am_hooks,
         scratch_database(args.database_url, prefix="vroegsignaal_bench_e2e") as url,
     ):
-        database = url.rsplit("/", 1)[1].split("?")[0]
+        database = database_of(url)
         say("• Building the world…")
         # A department for every signal: each opens an alert of its own.
         signals = sum(rate * (args.warmup + args.seconds) for rate in args.rates) * 1.02

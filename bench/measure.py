@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import psutil
 from sqlalchemy import event as sa_event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.db import scratch
@@ -26,6 +27,11 @@ class Statements:
             self.count += 1
 
         sa_event.listen(engine.sync_engine, "before_cursor_execute", counted)
+
+
+def database_of(url: str) -> str:
+    """The name of the database a URL points at (the bench's own, for `backend_cpu`)."""
+    return make_url(url).database or ""
 
 
 async def backend_cpu(url: str, database: str) -> dict[int, float]:

@@ -71,7 +71,7 @@ from sqlalchemy import Table as SaTable
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bench.measure import Statements, backend_cpu
+from bench.measure import Statements, backend_cpu, database_of
 from services.core.admin.organisations import OrganisationSpec, add_organisation
 from services.core.db import scratch
 from services.core.db.engine import make_engine, make_sessions
@@ -517,7 +517,7 @@ async def run(
 ) -> dict[str, Any]:
     rng = random.Random(seed)  # noqa: S311 - repeatable test data, not secrets
     async with scratch.scratch_database(server, prefix="vroegsignaal_bench_notify") as url:
-        database = url.rsplit("/", 1)[-1].split("?")[0]
+        database = database_of(url)
         engine = make_engine(url)
         statements = Statements()
         statements.attach(engine)

@@ -60,7 +60,7 @@ import asyncpg
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bench.measure import Statements, backend_cpu
+from bench.measure import Statements, backend_cpu, database_of
 from services.core.access import Caller, load_caller
 from services.core.admin.organisations import OrganisationSpec, add_organisation
 from services.core.db import scratch
@@ -583,7 +583,7 @@ async def run_worker_bench(
     rng = random.Random(seed)  # noqa: S311 - repeatable test data, not secrets
     ruleset = ruleset or load_ruleset()
     async with own_database(server) as url:
-        database = url.rsplit("/", 1)[-1].split("?")[0]
+        database = database_of(url)
         engine = make_engine(url)
         statements = Statements()
         statements.attach(engine)

@@ -52,7 +52,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
 
-from bench.measure import backend_cpu
+from bench.measure import backend_cpu, database_of
 from services.core.db import scratch
 from services.core.db.engine import make_engine, make_sessions
 
@@ -129,7 +129,7 @@ async def measure(server: str, count: int) -> dict[str, Any]:
     async with scratch.scratch_database(
         server, prefix="vroegsignaal_bench_stack", migrated=False
     ) as url:
-        database = url.rsplit("/", 1)[-1]
+        database = database_of(url)
 
         async def postgres() -> float:
             return sum((await backend_cpu(url, database)).values())

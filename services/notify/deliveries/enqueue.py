@@ -96,22 +96,12 @@ async def enqueue_webhooks(
     ).all()
     if not subscriptions:
         return 0
-    body = webhook_body(event_type, event.time, event.data)
-    ordering_key = _ordering_key(event, alert_id)
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "channel": DeliveryChannel.WEBHOOK,
-            "organisation_id": organisation_id,
-            "subscription_id": subscription_id,
-            "alert_id": alert_id,
-            "event_id": event.id,
-            "event_type": event_type,
-            "payload": body,
-            "ordering_key": ordering_key,
-        }
-        for subscription_id in subscriptions
-    ]
+    rows = webhook_rows(
+        organisation_id=organisation_id,
+        subscription_ids=subscriptions,
+        event=event,
+        alert_id=alert_id,
+    )
     inserted = (
         await session.scalars(
             insert(Delivery)
