@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck unit clean-data lock
+.PHONY: help install native clean-native run test lint typecheck unit clean-data lock
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,9 +17,22 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -c constraints.txt -e '.[test,dev]'
 	@touch $@
 
-install: $(STAMP) ## Create the virtual environment and install everything
+# The rules evaluation compiled by mypyc (services/rules/native.py; its MODULES, the same list):
+# rebuilt when one of these sources changes. Until then the package runs them as Python.
+NATIVE_SOURCES = $(addprefix services/rules/,conditions.py evaluate.py explain.py series.py state.py)
+NATIVE = services/rules/_native.json
 
-run: $(STAMP) ## Run every service with demo data on embedded PostgreSQL (Ctrl-C stops it)
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES)
+	$(BIN)/python -c 'import sys; from services.rules.native import main; sys.exit(main(["build"]))'
+
+install: $(STAMP) $(NATIVE) ## Create the virtual environment and install everything
+
+native: $(NATIVE) ## Compile the rules evaluation with mypyc (make install does it; about a minute)
+
+clean-native: $(STAMP) ## Remove the compiled rules evaluation: it runs as Python again
+	$(BIN)/python -c 'import sys; from services.rules.native import main; sys.exit(main(["clean"]))'
+
+run: $(STAMP) $(NATIVE) ## Run every service with demo data on embedded PostgreSQL (Ctrl-C stops it)
 	$(BIN)/vroegsignaal up --demo
 
 lint: $(STAMP) ## ruff: lint and format check
@@ -29,10 +42,10 @@ lint: $(STAMP) ## ruff: lint and format check
 typecheck: $(STAMP) ## mypy --strict on the code and the tests
 	$(BIN)/mypy services tests bench
 
-test: lint typecheck ## Lint, type-check and run the whole test suite
+test: lint typecheck $(NATIVE) ## Lint, type-check and run the whole test suite
 	$(BIN)/pytest
 
-unit: $(STAMP) ## Only the fast tests (no processes started)
+unit: $(STAMP) $(NATIVE) ## Only the fast tests (no processes started)
 	$(BIN)/pytest tests/core tests/cli
 
 clean-data: ## Remove the embedded database of `make run` (./.vroegsignaal)

@@ -1,1 +1,9 @@
-"""The rules engine: a declarative ruleset (YAML + CEL) judges each department."""
+"""The rules engine: a declarative ruleset (YAML + CEL) judges each department.
+
+The evaluation's modules run compiled by mypyc when `make native` built them from the current
+sources, and as Python otherwise (`native.py`): decided here, before any of them is imported.
+"""
+
+from services.rules import native
+
+native.choose()

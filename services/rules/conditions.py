@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeAlias
 
 import cel
 
@@ -42,7 +42,9 @@ class CelError:
 
 ERROR = CelError()
 Value: TypeAlias = float | str | bool | CelError
-Condition: TypeAlias = Callable[[Mapping[str, Any]], Value]
+# The figures as `state.figures` makes them: a dict, so that compiled (native.py) a lookup is
+# a dict lookup, not a call of a `Mapping` method.
+Condition: TypeAlias = Callable[[dict[str, Any]], Value]
 
 _TOKEN = re.compile(
     r"[ \t\r\n\f]*(?:"
@@ -119,7 +121,7 @@ class _Parser:
             raise _NotSubset
         return node
 
-    _LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    _LEVELS: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = (
         ("or", ("||",)),
         ("and", ("&&",)),
         ("relation", tuple(_RELATIONS)),
@@ -199,7 +201,7 @@ class _Parser:
 # --- closures ------------------------------------------------------------------------------------
 
 
-def _group(seen: Mapping[str, Any], name: str) -> dict[str, Any]:
+def _group(seen: dict[str, Any], name: str) -> dict[str, Any]:
     group = seen.get(name)
     if type(group) is not dict:
         raise Unsure  # `figures` always gives each group as a dict; anything else: ask CEL
@@ -238,7 +240,7 @@ def _flatten(kind: str, node: Node) -> list[Node]:
 
 
 def _figure(group: str, name: str) -> Condition:
-    def figure(seen: Mapping[str, Any]) -> Value:
+    def figure(seen: dict[str, Any]) -> Value:
         value = _group(seen, group).get(name, ERROR)
         if value is ERROR or type(value) in _PLAIN:
             return value  # type: ignore[no-any-return]
@@ -261,7 +263,7 @@ def _relation(op: str, left: Node, right: Node) -> Condition:
     ordering = op not in ("==", "!=")
     first, second = _emit(left), _emit(right)
 
-    def relation(seen: Mapping[str, Any]) -> Value:
+    def relation(seen: dict[str, Any]) -> Value:
         a, b = first(seen), second(seen)
         if a is ERROR or b is ERROR:
             return ERROR
@@ -275,7 +277,7 @@ def _arithmetic(op: str, first: Condition, second: Condition) -> Condition:
     compute = _ARITHMETIC[op]
     divide = op == "/"
 
-    def arithmetic(seen: Mapping[str, Any]) -> Value:
+    def arithmetic(seen: dict[str, Any]) -> Value:
         a, b = first(seen), second(seen)
         if a is ERROR or b is ERROR:
             return ERROR
@@ -287,7 +289,7 @@ def _arithmetic(op: str, first: Condition, second: Condition) -> Condition:
 
 
 def _negate(inner: Condition) -> Condition:
-    def negate(seen: Mapping[str, Any]) -> Value:
+    def negate(seen: dict[str, Any]) -> Value:
         a = inner(seen)
         if a is ERROR:
             return ERROR
@@ -299,7 +301,7 @@ def _negate(inner: Condition) -> Condition:
 
 
 def _not(inner: Condition) -> Condition:
-    def negation(seen: Mapping[str, Any]) -> Value:
+    def negation(seen: dict[str, Any]) -> Value:
         a = inner(seen)
         if a is True or a is False:
             return not a
@@ -342,7 +344,7 @@ def _conjunction(parts: list[Node]) -> Condition:
     ):
         return _guarded(*tests[0])
 
-    def conjunction(seen: Mapping[str, Any]) -> Value:
+    def conjunction(seen: dict[str, Any]) -> Value:
         # `_group` inlined: this runs for most rules at every evaluation.
         for group_name, name in guards:
             group = seen.get(group_name)
@@ -395,7 +397,7 @@ def _guarded(
 ) -> Condition:
     """`has(g.f) && g.f <op> literal`, the most common condition, in one step."""
 
-    def guarded(seen: Mapping[str, Any]) -> Value:
+    def guarded(seen: dict[str, Any]) -> Value:
         group = seen.get(group_name)
         if type(group) is not dict:
             raise Unsure
@@ -412,7 +414,7 @@ def _guarded(
 def _disjunction(parts: list[Condition]) -> Condition:
     """`||` over all parts: true if any is true, false if all are false, else an error."""
 
-    def disjunction(seen: Mapping[str, Any]) -> Value:
+    def disjunction(seen: dict[str, Any]) -> Value:
         failed = False
         for part in parts:
             value = part(seen)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -71,7 +71,11 @@ class Explanation(Mapping[str, str]):
         return repr(dict(self))
 
 
-@dataclass(frozen=True, init=False)
+# Reason, Assessment and RuleMemory are made at every judgement: plain assignments in an
+# `__init__` of their own, which mypyc compiles to stores into the object (a generated dataclass
+# `__init__` stays Python, and a frozen one calls `object.__setattr__` per field: most of the
+# cost of making one). Not frozen for that reason; nothing changes them once made.
+@dataclass(init=False)
 class Reason:
     """Why a department is at a level: one rule that fired, with the figures behind it."""
 
@@ -95,31 +99,25 @@ class Reason:
         limit: float | None,
         signal_ids: tuple[uuid.UUID, ...],
     ) -> None:
-        # One update of the instance dict: a frozen dataclass's own __init__ calls
-        # `object.__setattr__` per field, half the cost of making a reason.
-        self.__dict__.update(
-            {
-                "rule_id": rule_id,
-                "kind": kind,
-                "level": level,
-                "signal_kinds": signal_kinds,
-                "explanation": explanation,
-                "figures": figures,
-                "limit": limit,
-                "signal_ids": signal_ids,
-            }
-        )
+        self.rule_id = rule_id
+        self.kind = kind
+        self.level = level
+        self.signal_kinds = signal_kinds
+        self.explanation = explanation
+        self.figures = figures
+        self.limit = limit
+        self.signal_ids = signal_ids
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(init=False)
 class Assessment:
     """A department's judgement: its level, score and reasons, and each rule's memory."""
 
     level: Level
     score: int
     reasons: tuple[Reason, ...]
-    memory: Mapping[str, RuleMemory] = field(default_factory=dict)
-    ruleset_version: str = ""
+    memory: Mapping[str, RuleMemory]
+    ruleset_version: str
 
     def __init__(
         self,
@@ -129,16 +127,11 @@ class Assessment:
         memory: Mapping[str, RuleMemory] | None = None,
         ruleset_version: str = "",
     ) -> None:
-        # As `Reason`: one update of the instance dict, not a call per field.
-        self.__dict__.update(
-            {
-                "level": level,
-                "score": score,
-                "reasons": reasons,
-                "memory": {} if memory is None else memory,
-                "ruleset_version": ruleset_version,
-            }
-        )
+        self.level = level
+        self.score = score
+        self.reasons = reasons
+        self.memory = {} if memory is None else memory
+        self.ruleset_version = ruleset_version
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,9 +32,7 @@ def days_until_limit(points: Sequence[Point], limit: float) -> float | None:
     return days_until_reached([p.at for p in points], [p.value for p in points], limit)
 
 
-def days_until_reached(
-    times: Sequence[datetime], values: Sequence[float], limit: float
-) -> float | None:
+def days_until_reached(times: list[datetime], values: list[float], limit: float) -> float | None:
     """`days_until_limit` over the times and values apart (no `Point` made per report).
 
     Two loops rather than five sums (it runs at every waiting-list judgement); the additions
@@ -43,19 +41,22 @@ def days_until_reached(
     n = len(values)
     if n < 2 or values[-1] >= limit:
         return None
+    if len(times) != n:
+        raise ValueError("as many times as values")
     origin = times[0]
-    xs = []
+    xs: list[float] = []
     sum_x = sum_y = 0.0
-    for at, value in zip(times, values, strict=True):
-        x = (at - origin).total_seconds() / 86400
+    for i in range(n):  # by index over lists: compiled (native.py), a C loop over doubles
+        x = (times[i] - origin).total_seconds() / 86400
         xs.append(x)
         sum_x += x
-        sum_y += value
+        sum_y += values[i]
     mean_x, mean_y = sum_x / n, sum_y / n
     spread = covariance = 0.0
-    for x, value in zip(xs, values, strict=True):
+    for i in range(n):
+        x = xs[i]
         spread += (x - mean_x) ** 2
-        covariance += (x - mean_x) * (value - mean_y)
+        covariance += (x - mean_x) * (values[i] - mean_y)
     if spread == 0:
         return None  # all reports on one day: no direction
     slope = covariance / spread

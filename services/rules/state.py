@@ -38,20 +38,23 @@ class Report:
     id: uuid.UUID
     kind: SignalKind
     observed_at: datetime
-    data: Mapping[str, Any]
+    data: dict[str, Any]  # a dict (JSON): compiled (native.py), `.get` is a dict lookup
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(init=False)
 class RuleMemory:
-    """How long a rule's condition has held: reports in a row, and since when."""
+    """How long a rule's condition has held: reports in a row, and since when.
+
+    Made at every judgement: an `__init__` of plain assignments, which mypyc compiles to stores
+    (see `evaluate.Reason`). Nothing changes one once made.
+    """
 
     consecutive: int
     since: datetime
 
     def __init__(self, consecutive: int, since: datetime) -> None:
-        # The instance dict at once: a frozen dataclass's own __init__ calls
-        # `object.__setattr__` per field, which costs more than the rest of making one.
-        self.__dict__.update({"consecutive": consecutive, "since": since})
+        self.consecutive = consecutive
+        self.since = since
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,18 @@ def _day(value: Any) -> date | None:
 
 
 def _numbers(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The numbers of a report as doubles (as `_number`, inlined: this runs per evaluation)."""
-    return {
-        k: float(v) for k, v in data.items() if isinstance(v, _NUMBER) and not isinstance(v, bool)
-    }
+    """The numbers of a report as doubles (as `_number`, inlined: this runs per evaluation).
+
+    JSON gives exact floats and ints, checked by type first; `isinstance` is left for the odd
+    subclass (never a bool)."""
+    numbers: dict[str, Any] = {}
+    for k, v in data.items():
+        kind = type(v)
+        if kind is float:
+            numbers[k] = v
+        elif kind is int or (kind is not bool and kind is not str and isinstance(v, _NUMBER)):
+            numbers[k] = float(v)
+    return numbers
 
 
 def _share(part: float | None, whole: float | None) -> float | None:

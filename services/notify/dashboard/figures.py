@@ -78,7 +78,7 @@ def figures_of(kind: SignalKind, observed_at: datetime, data: Mapping[str, Any])
         capacity=None,
         registered_at=observed_at,
         norms=None,
-        reports={kind: (Report(_ZERO, kind, observed_at, data),)},
+        reports={kind: (Report(_ZERO, kind, observed_at, dict(data)),)},
     )
     found: dict[str, Any] = figures(state, observed_at.date())[kind.value]
     return found
