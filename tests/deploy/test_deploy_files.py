@@ -372,3 +372,15 @@ def test_the_compose_and_kubernetes_commands_agree() -> None:
         "vroegsignaal",
         "seed",
     ]
+
+
+def test_the_image_ships_the_compiled_rules_evaluation() -> None:
+    """The build stage compiles the evaluation before it installs the package (the .so files are
+    package data); the compiler stays behind in the build stage."""
+    instructions = _instructions()
+    final_from = max(i for i, (kind, _) in enumerate(instructions) if kind == "FROM")
+    build = " ".join(args for kind, args in instructions[:final_from] if kind == "RUN")
+    assert "gcc" in build
+    compiled_at = build.index('main(["build"])')
+    assert compiled_at < build.index("pip install -c constraints.txt .")
+    assert "pip uninstall --yes mypy" in build
