@@ -18,6 +18,9 @@ machine falls on all of them alike:
 - `evaluate(), CEL only`: the same ruleset with every condition run by its CEL program (no
   closures, `Ruleset.cel_only()`): what the closures save.
 
+The evaluation runs compiled by mypyc where `make` built it; `VROEGSIGNAAL_NATIVE=0` measures
+its Python source instead (the bench prints which ran).
+
 Each sample is timed by the wall clock (`perf_counter_ns`): median, p99 and mean per figure, and
 the ratio of the medians to the baseline's. The thread's CPU clock, read once per turn, gives the
 CPU mean besides: on a shared machine it leaves out the time the process waited for a core.
@@ -43,6 +46,7 @@ from rich.table import Table
 
 from services.core.domain import Cluster, SignalKind
 from services.core.reference.files import packaged_care_types
+from services.rules import native
 from services.rules.evaluate import evaluate
 from services.rules.ruleset import Ruleset, load_ruleset
 from services.rules.state import DepartmentState, Report
@@ -246,6 +250,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
+    # Compiled by mypyc (`make native`) or interpreted, and why: VROEGSIGNAAL_NATIVE=0 measures
+    # the Python source on the same machine (docs/rules.md, "Speed: the evaluation compiled").
+    console.print(f"rules evaluation: {native.MODE}")
     result: dict[str, Any]
     if args.worker:
         import uvloop
@@ -276,6 +283,7 @@ def main() -> None:
         Console().print(pure_table(result))
         median = result["figures"]["evaluate()"]["median_us"]
         Console().print(f"evaluate(): median {median:.1f} µs (aim: under {AIM_MEDIAN_US:.0f} µs)")
+    result["evaluation"] = native.MODE
     if args.json:
         args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
 

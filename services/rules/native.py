@@ -9,7 +9,7 @@ package imports the Python files instead, as a stale `.pyc` would be ignored.
 
     make native          # compile (make install does it too)
     make clean-native    # remove the compiled modules
-    make native-status   # compiled, or interpreted and why
+    python -c 'from services.rules import native; print(native.MODE)'   # which runs, and why
 """
 
 from __future__ import annotations
