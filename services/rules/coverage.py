@@ -255,7 +255,13 @@ def _part(cell: Cell, alert: Alert) -> AlertPart:
 
 
 def with_member(cell: Cell, department_id: object, level: Level) -> Cell:
-    """The cell as it is once this department has its new level."""
+    """The cell as it is once this department has its new level (the same cell when its level
+    is unchanged: the usual case, and a national cell has hundreds of members to copy)."""
+    for member in cell.members:
+        if member.id == department_id:
+            if member.level == level:
+                return cell
+            break
     members = tuple(
         Member(m.id, level, m.capacity) if m.id == department_id else m for m in cell.members
     )

@@ -31,14 +31,26 @@ _ADMISSION_STOP, _CLOSURE, _CONTRACT = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(init=False)
 class Report:
-    """One signal as the engine sees it."""
+    """One signal as the engine sees it.
+
+    The worker makes one per stored report of each department it judges (about fifteen a
+    judgement): an `__init__` of plain assignments, as `RuleMemory`. Nothing changes one.
+    """
 
     id: uuid.UUID
     kind: SignalKind
     observed_at: datetime
     data: dict[str, Any]  # a dict (JSON): compiled (native.py), `.get` is a dict lookup
+
+    def __init__(
+        self, id: uuid.UUID, kind: SignalKind, observed_at: datetime, data: dict[str, Any]
+    ) -> None:
+        self.id = id
+        self.kind = kind
+        self.observed_at = observed_at
+        self.data = data
 
 
 @dataclass(init=False)
