@@ -22,7 +22,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias
 
 import cel
 
@@ -40,7 +40,7 @@ class CelError:
         return "CelError"
 
 
-ERROR = CelError()
+ERROR: Final = CelError()
 Value: TypeAlias = float | str | bool | CelError
 # The figures as `state.figures` makes them: a dict, so that compiled (native.py) a lookup is
 # a dict lookup, not a call of a `Mapping` method.
@@ -75,7 +75,7 @@ _ARITHMETIC: dict[str, Callable[[float, float], float]] = {
     "*": operator.mul,
     "/": operator.truediv,
 }
-_PLAIN = frozenset({float, str, bool})  # the types of the values `state.figures` gives
+_PLAIN: Final = frozenset({float, str, bool})  # the types of the values `state.figures` gives
 
 # The parsed expression, as tuples: ("literal", value), ("figure", group, name),
 # ("has", group, name), ("relation", op, left, right), ("arithmetic", op, left, right),

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import cel
 
@@ -31,14 +31,17 @@ from services.rules.ruleset import CompiledRule, RuleKind, Ruleset
 from services.rules.series import days_until_reached
 from services.rules.state import DepartmentState, RuleMemory, figures
 
-ORDER = {Level.OK: 0, Level.WATCH: 1, Level.THREATENED: 2, Level.CRITICAL: 3}
-WEIGHT = {Level.OK: 0, Level.WATCH: 1, Level.THREATENED: 3, Level.CRITICAL: 9}
-_CONDITIONAL = (RuleKind.THRESHOLD, RuleKind.SUSTAINED, RuleKind.EVENT)
+# Final: compiled (native.py), a Final module name is a C variable, not a module-dict lookup.
+ORDER: Final = {Level.OK: 0, Level.WATCH: 1, Level.THREATENED: 2, Level.CRITICAL: 3}
+WEIGHT: Final = {Level.OK: 0, Level.WATCH: 1, Level.THREATENED: 3, Level.CRITICAL: 9}
+_CONDITIONAL: Final = (RuleKind.THRESHOLD, RuleKind.SUSTAINED, RuleKind.EVENT)
 # Members as module names: `RuleKind.TREND` is a descriptor lookup (~0.15 µs) on every use.
-_TREND, _FORECAST, _SILENCE = RuleKind.TREND, RuleKind.FORECAST, RuleKind.SILENCE
-_OK = Level.OK
-_FAILED = (KeyError, RuntimeError, ValueError, TypeError)  # what a CEL program raises
-_NUMBER = (int, float)  # a tuple, not `int | float`: that builds a new union at every call
+_TREND: Final = RuleKind.TREND
+_FORECAST: Final = RuleKind.FORECAST
+_SILENCE: Final = RuleKind.SILENCE
+_OK: Final = Level.OK
+_FAILED: Final = (KeyError, RuntimeError, ValueError, TypeError)  # what a CEL program raises
+_NUMBER: Final = (int, float)  # a tuple, not `int | float`: that builds a new union at every call
 
 
 class Explanation(Mapping[str, str]):

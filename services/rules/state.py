@@ -12,23 +12,23 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 from services.core.domain import Cluster, SignalKind
 
 # Care that cannot run without a psychiatrist (the rules may ask `department.needs_psychiatrist`).
-PSYCHIATRIST_CLUSTERS = frozenset({Cluster.ACUTE, Cluster.CLINICAL, Cluster.SECURE})
-PSYCHIATRIST_CARE_TYPES = frozenset({"outreach.fact"})
-_NUMBER = (int, float)  # a tuple, not `int | float`: that builds a new union at every call
+PSYCHIATRIST_CLUSTERS: Final = frozenset({Cluster.ACUTE, Cluster.CLINICAL, Cluster.SECURE})
+PSYCHIATRIST_CARE_TYPES: Final = frozenset({"outreach.fact"})
+_NUMBER: Final = (int, float)  # a tuple, not `int | float`: that builds a new union at every call
 # Enum members and their values looked up once: `SignalKind.STAFFING` and `.value` are descriptor
 # calls, each about as dear as building a small dict, and `figures` runs at every evaluation.
-_CLUSTER_NAMES = {cluster: cluster.value for cluster in Cluster}
-_STAFFING, _WAITLIST, _CAPACITY = SignalKind.STAFFING, SignalKind.WAITLIST, SignalKind.CAPACITY
-_ADMISSION_STOP, _CLOSURE, _CONTRACT = (
-    SignalKind.ADMISSION_STOP,
-    SignalKind.CLOSURE,
-    SignalKind.CONTRACT,
-)
+_CLUSTER_NAMES: Final = {cluster: cluster.value for cluster in Cluster}
+_STAFFING: Final = SignalKind.STAFFING
+_WAITLIST: Final = SignalKind.WAITLIST
+_CAPACITY: Final = SignalKind.CAPACITY
+_ADMISSION_STOP: Final = SignalKind.ADMISSION_STOP
+_CLOSURE: Final = SignalKind.CLOSURE
+_CONTRACT: Final = SignalKind.CONTRACT
 
 
 @dataclass(init=False)
