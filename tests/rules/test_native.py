@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+import sysconfig
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -119,3 +120,17 @@ def test_the_makefile_compiles_the_modules_native_names() -> None:
     line = next(line for line in makefile.splitlines() if line.startswith("NATIVE_SOURCES"))
     listed = line.split(",", 1)[1].rstrip(")").split()
     assert listed == [f"{name}.py" for name in native.MODULES]
+
+
+def test_without_a_c_compiler_the_build_says_so_and_leaves_the_python(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    manifest = tmp_path / "_native.json"
+    monkeypatch.setattr(native, "MANIFEST", manifest)
+    monkeypatch.setattr(sysconfig, "get_config_var", lambda name: "no-such-cc -pthread")
+
+    assert native.main(["build"]) == 0
+
+    printed = capsys.readouterr().out
+    assert "No C compiler (no-such-cc): the rules evaluation runs as Python" in printed
+    assert not manifest.exists()  # so the next `make` tries again
