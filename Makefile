@@ -17,19 +17,19 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -c constraints.txt -e '.[test,dev]'
 	@touch $@
 
-# The rules evaluation compiled by mypyc (services/rules/native.py; its MODULES, the same list):
+# The rules engine compiled by mypyc (services/rules/native.py; its MODULES, the same list):
 # rebuilt when one of these sources changes. Until then the package runs them as Python.
-NATIVE_SOURCES = $(addprefix services/rules/,conditions.py evaluate.py explain.py series.py state.py)
+NATIVE_SOURCES = $(addprefix services/rules/,alerts.py batch.py conditions.py coverage.py evaluate.py explain.py loading.py reasons.py series.py state.py worker.py)
 NATIVE = services/rules/_native.json
 
-$(NATIVE): $(STAMP) $(NATIVE_SOURCES)
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES) services/rules/native.py
 	$(BIN)/python -c 'import sys; from services.rules.native import main; sys.exit(main(["build"]))'
 
 install: $(STAMP) $(NATIVE) ## Create the virtual environment and install everything
 
-native: $(NATIVE) ## Compile the rules evaluation with mypyc (make install does it; about a minute)
+native: $(NATIVE) ## Compile the rules engine with mypyc (make install does it; about a minute)
 
-clean-native: $(STAMP) ## Remove the compiled rules evaluation: it runs as Python again
+clean-native: $(STAMP) ## Remove the compiled rules engine: it runs as Python again
 	$(BIN)/python -c 'import sys; from services.rules.native import main; sys.exit(main(["clean"]))'
 
 run: $(STAMP) $(NATIVE) ## Run every service with demo data on embedded PostgreSQL (Ctrl-C stops it)

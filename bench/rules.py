@@ -251,8 +251,8 @@ def main() -> None:
     args = parser.parse_args()
 
     # Compiled by mypyc (`make native`) or interpreted, and why: VROEGSIGNAAL_NATIVE=0 measures
-    # the Python source on the same machine (docs/rules.md, "Speed: the evaluation compiled").
-    console.print(f"rules evaluation: {native.MODE}")
+    # the Python source on the same machine (docs/rules.md, "Speed: the rules engine compiled").
+    console.print(f"rules engine: {native.MODE}")
     result: dict[str, Any]
     if args.worker:
         import uvloop

@@ -1,7 +1,7 @@
 """The rules engine: a declarative ruleset (YAML + CEL) judges each department.
 
-The evaluation's modules run compiled by mypyc when `make native` built them from the current
-sources, and as Python otherwise (`native.py`): decided here, before any of them is imported.
+The engine's per-judgement modules run compiled by mypyc when `make native` built them from the
+current sources, and as Python otherwise (`native.py`): decided here, before any is imported.
 """
 
 from services.rules import native

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from services.core.coverage import cell_level
 from services.core.db.models import Alert, RegionalCoverage
@@ -50,22 +50,41 @@ CELL_LOCK_SPACE = 0x5653_0200
 AT_RISK = (Level.THREATENED, Level.CRITICAL)
 
 
-@dataclass(frozen=True)
+@dataclass(init=False)  # an __init__ of plain assignments: see `evaluate.Reason`
 class Member:
     """One active department of a cell with its current level."""
 
-    id: object
+    id: Any  # a department id; `Any`, not `object`: mypyc (native.py) fails on that field
     level: Level
     capacity: int
 
+    def __init__(self, id: Any, level: Level, capacity: int) -> None:
+        self.id = id
+        self.level = level
+        self.capacity = capacity
 
-@dataclass(frozen=True)
+
+@dataclass(init=False)  # an __init__ of plain assignments: see `evaluate.Reason`
 class Cell:
     region_id: int | None  # None: national (supra-regional care)
     region: str | None
     care_type: str
     cluster: Cluster
     members: tuple[Member, ...]
+
+    def __init__(
+        self,
+        region_id: int | None,
+        region: str | None,
+        care_type: str,
+        cluster: Cluster,
+        members: tuple[Member, ...],
+    ) -> None:
+        self.region_id = region_id
+        self.region = region
+        self.care_type = care_type
+        self.cluster = cluster
+        self.members = members
 
     @cached_property
     def capacity_total(self) -> int:

@@ -92,7 +92,7 @@ _HISTORY = text(
 ).bindparams(bindparam("departments", type_=ARRAY(Uuid())))
 
 
-@dataclass(frozen=True)
+@dataclass(init=False)  # an __init__ of plain assignments: see `evaluate.Reason`
 class DepartmentFacts:
     """What events and assessments name a department by."""
 
@@ -107,8 +107,32 @@ class DepartmentFacts:
     capacity: int | None
     active: bool
 
+    def __init__(
+        self,
+        id: uuid.UUID,
+        code: str,
+        provider_agb: str,
+        region: str,
+        region_id: int,
+        care_type: str,
+        cluster: Cluster,
+        scope: str,
+        capacity: int | None,
+        active: bool,
+    ) -> None:
+        self.id = id
+        self.code = code
+        self.provider_agb = provider_agb
+        self.region = region
+        self.region_id = region_id
+        self.care_type = care_type
+        self.cluster = cluster
+        self.scope = scope
+        self.capacity = capacity
+        self.active = active
 
-@dataclass
+
+@dataclass(init=False)  # an __init__ of plain assignments: see `evaluate.Reason`
 class Loaded:
     """A department as a batch of judgements sees it; `state` and `previous` move on as the
     batch judges it (the next signal of the batch sees the memory the last one left)."""
@@ -116,6 +140,13 @@ class Loaded:
     facts: DepartmentFacts
     state: DepartmentState
     previous: Previous | None
+
+    def __init__(
+        self, facts: DepartmentFacts, state: DepartmentState, previous: Previous | None
+    ) -> None:
+        self.facts = facts
+        self.state = state
+        self.previous = previous
 
 
 async def load_departments(
@@ -219,13 +250,20 @@ async def norms_on(session: AsyncSession, day: date) -> dict[str, float] | None:
     }
 
 
-@dataclass(frozen=True)
+@dataclass(init=False)  # an __init__ of plain assignments: see `evaluate.Reason`
 class Previous:
     """The department's latest assessment, as the next judgement compares with it."""
 
     level: Level
     rule_ids: list[str]  # of its reasons, in order
-    assessed_at: datetime | None = None
+    assessed_at: datetime | None
+
+    def __init__(
+        self, level: Level, rule_ids: list[str], assessed_at: datetime | None = None
+    ) -> None:
+        self.level = level
+        self.rule_ids = rule_ids
+        self.assessed_at = assessed_at
 
 
 def memory_document(memory: dict[str, RuleMemory]) -> dict[str, Any]:

@@ -1,11 +1,13 @@
-"""The pure evaluation compiled to C with mypyc, and the switch back to its Python source.
+"""The rules engine compiled to C with mypyc, and the switch back to its Python source.
 
-Why: the evaluation is CPython's work per call, per small object and per dict (docs/benchmarks.md,
+Why: judging is CPython's work per call, per small object and per dict (docs/benchmarks.md,
 "Rules"); compiled by mypyc (the mypy project's compiler, which also compiles mypy and black) the
-same source runs about three times as fast, with no second implementation to keep equal to it. The
-source stays the truth: `make install` compiles it, and whenever the compiled modules are missing,
-built from other sources (a file edited since) or switched off (`VROEGSIGNAAL_NATIVE=0`), the
-package imports the Python files instead, as a stale `.pyc` would be ignored.
+same source runs the evaluation about three times as fast, and the worker's own code around it
+(loading, batches, alerts, coverage) faster too, with no second implementation to keep equal to
+it. The source stays the truth: `make install` compiles it, and whenever the compiled modules
+are missing, built from other sources (a file edited since) or switched off
+(`VROEGSIGNAAL_NATIVE=0`), the package imports the Python files instead, as a stale `.pyc` would
+be ignored.
 
     make native          # compile (make install does it too)
     make clean-native    # remove the compiled modules
@@ -32,8 +34,13 @@ log = logging.getLogger(__name__)
 
 PACKAGE = "services.rules"
 HERE = Path(__file__).resolve().parent
-# The evaluation and what it calls per judgement: pure Python, no I/O, fully typed.
-MODULES = ("conditions", "evaluate", "explain", "series", "state")
+# What runs per judgement: the pure evaluation (conditions, evaluate, explain, series, state) and
+# the worker around it (alerts, batch, coverage, loading, reasons, worker). Fully typed; what they
+# call in SQLAlchemy, asyncpg and pydantic stays as it is.
+MODULES = (
+    *("alerts", "batch", "conditions", "coverage", "evaluate", "explain", "loading", "reasons"),
+    *("series", "state", "worker"),
+)
 GROUP = f"{PACKAGE}._native"  # the shared runtime library: services/rules/_native__mypyc*.so
 MANIFEST = HERE / "_native.json"  # the hash of each source the compiled modules were built from
 SWITCH = "VROEGSIGNAAL_NATIVE"
@@ -107,7 +114,7 @@ def choose() -> str:
             sys.meta_path.insert(0, _SourceFinder())
         MODE = f"interpreted: {reason}"
         if compiled_files() and not reason.startswith(SWITCH):
-            log.warning("rules evaluation runs interpreted: %s", reason)
+            log.warning("rules engine runs interpreted: %s", reason)
     return MODE
 
 
@@ -149,9 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "build":
         compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
         if shutil.which(compiler) is None:
-            print(f"• No C compiler ({compiler}): the rules evaluation runs as Python, slower")
+            print(f"• No C compiler ({compiler}): the rules engine runs as Python, slower")
             return 0  # no manifest: the next `make` tries again
-        print(f"• Compiling the rules evaluation with mypyc ({', '.join(MODULES)}); about a minute")
+        print(f"• Compiling the rules engine with mypyc ({', '.join(MODULES)}); about a minute")
         build()
         print(f"  {len(compiled_files())} modules in {HERE.relative_to(Path.cwd().resolve())}")
     elif command == "clean":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
@@ -69,7 +69,7 @@ class RuleMemory:
         self.since = since
 
 
-@dataclass(frozen=True)
+@dataclass(init=False)  # an __init__ of plain assignments: see `evaluate.Reason`
 class DepartmentState:
     department_id: uuid.UUID
     care_type: str
@@ -79,7 +79,29 @@ class DepartmentState:
     registered_at: datetime
     norms: Mapping[str, float] | None  # {"aanmeld_weeks": 4.0, "behandel_weeks": 10.0}
     reports: Mapping[SignalKind, tuple[Report, ...]]  # oldest first, per kind
-    memory: Mapping[str, RuleMemory] = field(default_factory=dict)
+    memory: Mapping[str, RuleMemory]
+
+    def __init__(
+        self,
+        department_id: uuid.UUID,
+        care_type: str,
+        cluster: Cluster,
+        scope: str,
+        capacity: int | None,
+        registered_at: datetime,
+        norms: Mapping[str, float] | None,
+        reports: Mapping[SignalKind, tuple[Report, ...]],
+        memory: Mapping[str, RuleMemory] | None = None,
+    ) -> None:
+        self.department_id = department_id
+        self.care_type = care_type
+        self.cluster = cluster
+        self.scope = scope
+        self.capacity = capacity
+        self.registered_at = registered_at
+        self.norms = norms
+        self.reports = reports
+        self.memory = {} if memory is None else memory
 
     def latest(self, kind: SignalKind) -> Report | None:
         series = self.reports.get(kind)

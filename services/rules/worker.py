@@ -58,13 +58,23 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(init=False)  # an __init__ of plain assignments: see `evaluate.Reason`
 class Judgement:
     """A department to judge, and the signal that asks for it (none for the silence check)."""
 
     department_id: uuid.UUID
-    trigger: SignalKind | None = None
-    signal_id: uuid.UUID | None = None
+    trigger: SignalKind | None
+    signal_id: uuid.UUID | None
+
+    def __init__(
+        self,
+        department_id: uuid.UUID,
+        trigger: SignalKind | None = None,
+        signal_id: uuid.UUID | None = None,
+    ) -> None:
+        self.department_id = department_id
+        self.trigger = trigger
+        self.signal_id = signal_id
 
 
 async def judge_batch(

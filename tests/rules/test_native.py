@@ -132,5 +132,5 @@ def test_without_a_c_compiler_the_build_says_so_and_leaves_the_python(
     assert native.main(["build"]) == 0
 
     printed = capsys.readouterr().out
-    assert "No C compiler (no-such-cc): the rules evaluation runs as Python" in printed
+    assert "No C compiler (no-such-cc): the rules engine runs as Python" in printed
     assert not manifest.exists()  # so the next `make` tries again
