@@ -235,7 +235,7 @@ async def _coverage_alert(
         return []
     if alert.ok_since is None:
         alert.ok_since = now
-    reports = await batch.reports_since((m.id for m in cell.members), alert.ok_since)
+    reports = await batch.reports_since([m.id for m in cell.members], alert.ok_since)
     if reports < hysteresis_reports:
         return []
     alert.status = AlertStatus.RESOLVED
