@@ -41,7 +41,8 @@ MODULES = (
     *("alerts", "batch", "conditions", "coverage", "evaluate", "explain", "loading", "reasons"),
     *("series", "state", "worker"),
 )
-GROUP = f"{PACKAGE}._native"  # the shared runtime library: services/rules/_native__mypyc*.so
+GROUP = f"{PACKAGE}._native"
+RUNTIME = "_native__mypyc"  # the group's shared runtime library: services/rules/_native__mypyc*.so
 MANIFEST = HERE / "_native.json"  # the hash of each source the compiled modules were built from
 SWITCH = "VROEGSIGNAAL_NATIVE"
 
@@ -61,7 +62,7 @@ def compiled_files() -> list[Path]:
             path
             for suffix in importlib.machinery.EXTENSION_SUFFIXES
             for path in HERE.glob(f"*{suffix}")
-            if path.name.split(".", 1)[0] in (*MODULES, "_native__mypyc")
+            if path.name.split(".", 1)[0] in (*MODULES, RUNTIME)
         }
     )
 
@@ -75,7 +76,7 @@ def why_interpreted() -> str | None:
     """None when the compiled modules are current and wanted; otherwise the reason they are not."""
     if os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
         return f"{SWITCH}=0"
-    if not all(_compiled_here(name) for name in (*MODULES, "_native__mypyc")):
+    if not all(_compiled_here(name) for name in (*MODULES, RUNTIME)):
         return "not compiled (make native)"
     try:
         built = json.loads(MANIFEST.read_text(encoding="utf-8"))
@@ -88,7 +89,7 @@ def why_interpreted() -> str | None:
 
 
 class _SourceFinder(importlib.abc.MetaPathFinder):
-    """Finds the evaluation's modules as their `.py` files, ahead of the compiled ones."""
+    """Finds the engine's compiled modules as their `.py` files instead."""
 
     def __init__(self) -> None:
         self.names = {f"{PACKAGE}.{name}": _source(name) for name in MODULES}
@@ -160,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0  # no manifest: the next `make` tries again
         print(f"• Compiling the rules engine with mypyc ({', '.join(MODULES)}); about a minute")
         build()
-        print(f"  {len(compiled_files())} modules in {HERE.relative_to(Path.cwd().resolve())}")
+        print(f"  {len(compiled_files())} modules in {HERE}")
     elif command == "clean":
         clean()
     elif command == "status":
