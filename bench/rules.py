@@ -247,6 +247,17 @@ def main() -> None:
     parser.add_argument("--server-url", default=None, help="PostgreSQL server (default: local)")
     parser.add_argument("--breakdown", action="store_true", help="time the worker's steps")
     parser.add_argument("--py-spy", help="record the rules phase with py-spy into this file")
+    parser.add_argument(
+        "--rounds",
+        action="store_true",
+        help="record and judge the signals a consumer batch at a time, as a worker that keeps"
+        " up sees them (default: all recorded first, a backlog)",
+    )
+    parser.add_argument(
+        "--forget",
+        action="store_true",
+        help="the worker without its cache of departments (read in full at every batch)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
@@ -266,6 +277,8 @@ def main() -> None:
                 signals=args.signals,
                 breakdown=args.breakdown,
                 py_spy=args.py_spy,
+                rounds=args.rounds,
+                remember=not args.forget,
                 say=console.print,
             )
         )

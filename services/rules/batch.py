@@ -29,7 +29,10 @@ from services.core.events.outbox import NewEvent, record_events
 from services.rules.coverage import CELL_LOCK_SPACE, Cell, CellKey, Member, cell_key, lock_key
 from services.rules.loading import DepartmentFacts
 
-_STORE = insert(cast(Table, StoredAssessment.__table__))
+# The ids back, in the rows' order: the newest of a department marks its cached state (cache.py).
+_STORE = insert(cast(Table, StoredAssessment.__table__)).returning(
+    StoredAssessment.id, sort_by_parameter_order=True
+)
 # Advisory locks taken in the order of the (sorted) array: two workers lock cells in one order.
 _LOCK_CELLS = text(
     "SELECT pg_advisory_xact_lock(:space, key) FROM unnest(:keys) AS key"
@@ -201,11 +204,14 @@ class Batch:
                 return False
         return True
 
-    async def write(self) -> None:
-        """Everything at once: assessments, then alerts and cells, then timelines and events."""
+    async def write(self) -> list[int]:
+        """Everything at once: assessments, then alerts and cells, then timelines and events.
+
+        The stored assessments' ids, in the order they were stored."""
         session = self.session
+        ids: list[int] = []
         if self.assessments:
-            await session.execute(_STORE, self.assessments)
+            ids = list((await session.execute(_STORE, self.assessments)).scalars())
         if self.added:
             session.add_all(self.added)
         await session.flush()  # the alerts first: their timeline entries refer to them
@@ -213,6 +219,7 @@ class Batch:
             session.add_all(self.timeline)
             await session.flush()
         await record_events(session, self.events)  # once: the log's partition lock
+        return ids
 
 
 def _cell_params(by_key: dict[CellKey, DepartmentFacts]) -> dict[str, list[Any]]:

@@ -9,6 +9,10 @@ ruleset, small enough to judge in microseconds.
 
 Why two and not one: a statement that waits for a row lock keeps the snapshot it started with, so
 reading the assessment in the locking statement could miss the one the lock holder was writing.
+
+The rules worker keeps what it read between batches (`cache.py`): for a department it still
+holds, the second statement becomes two small ones, its newest assessment's id (is the entry still
+true?) and the batch's own signals by id, which `brought_up_to_date` adds to the reports it holds.
 Why SQL text rather than ORM queries: building and loading ORM statements cost the worker more CPU
 than the database spends answering them (docs/benchmarks.md, "Rules").
 """
@@ -16,7 +20,7 @@ than the database spends answering them (docs/benchmarks.md, "Rules").
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -28,6 +32,7 @@ from sqlalchemy.types import Uuid
 
 from services.core.db.models import WaitingTimeNorm
 from services.core.domain import Cluster, Level, SignalKind
+from services.rules.cache import Remembered, StateCache
 from services.rules.state import DepartmentState, Report, RuleMemory
 
 PER_KIND = 24
@@ -60,11 +65,11 @@ _LOAD = text(_DEPARTMENT).bindparams(bindparam("departments", type_=ARRAY(Uuid()
 # The newest assessment, and the newest reports of each kind (as arrays, oldest first per kind).
 _HISTORY = text(
     """
-    SELECT dep.id AS department_id, a.rule_memory, a.level, a.rule_ids, a.assessed_at,
-           s.ids, s.kinds, s.observed, s.datas
+    SELECT dep.id AS department_id, a.id AS assessment_id, a.rule_memory, a.level, a.rule_ids,
+           a.assessed_at, s.ids, s.kinds, s.observed, s.received, s.datas
     FROM unnest(:departments) AS dep(id)
     LEFT JOIN LATERAL (
-        SELECT rule_memory, level, assessed_at,
+        SELECT id, rule_memory, level, assessed_at,
                -- the rule ids only: the reasons' texts are not needed to compare, and were
                -- most of what the worker decoded
                ARRAY(SELECT r->>'rule_id' FROM jsonb_array_elements(reasons) r) AS rule_ids
@@ -77,9 +82,10 @@ _HISTORY = text(
         SELECT array_agg(id ORDER BY kind, observed_at, id) AS ids,
                array_agg(kind ORDER BY kind, observed_at, id) AS kinds,
                array_agg(observed_at ORDER BY kind, observed_at, id) AS observed,
+               array_agg(received_at ORDER BY kind, observed_at, id) AS received,
                array_agg(data ORDER BY kind, observed_at, id) AS datas
         FROM (
-            SELECT sg.id, sg.kind, sg.observed_at, sg.data,
+            SELECT sg.id, sg.kind, sg.observed_at, sg.received_at, sg.data,
                    row_number() OVER (
                        PARTITION BY sg.kind ORDER BY sg.observed_at DESC, sg.received_at DESC
                    ) AS n
@@ -90,6 +96,27 @@ _HISTORY = text(
     ) s ON true
     """
 ).bindparams(bindparam("departments", type_=ARRAY(Uuid())))
+
+# What a remembered department (`cache.py`) needs read: its newest assessment's id, to tell
+# whether the entry still holds; and the batch's own signals, by id.
+_NEWEST = text(
+    """
+    SELECT dep.id AS department_id, a.id AS assessment_id
+    FROM unnest(:departments) AS dep(id)
+    LEFT JOIN LATERAL (
+        SELECT id FROM assessments
+        WHERE department_id = dep.id
+        ORDER BY assessed_at DESC, id DESC
+        LIMIT 1
+    ) a ON true
+    """
+).bindparams(bindparam("departments", type_=ARRAY(Uuid())))
+_SIGNALS = text(
+    """
+    SELECT id, department_id, kind, observed_at, received_at, data FROM signals
+    WHERE id = ANY(:signals)
+    """
+).bindparams(bindparam("signals", type_=ARRAY(Uuid())))
 
 
 @dataclass(init=False)  # an __init__ of plain assignments: see `evaluate.Reason`
@@ -140,33 +167,167 @@ class Loaded:
     facts: DepartmentFacts
     state: DepartmentState
     previous: Previous | None
+    token: int | None  # the id of the newest stored assessment (for `cache.py`)
+    received: dict[uuid.UUID, datetime]  # when each of the reports was received
+    stored: int  # the batch's row that is now the newest assessment (-1: none)
 
     def __init__(
-        self, facts: DepartmentFacts, state: DepartmentState, previous: Previous | None
+        self,
+        facts: DepartmentFacts,
+        state: DepartmentState,
+        previous: Previous | None,
+        token: int | None = None,
+        received: dict[uuid.UUID, datetime] | None = None,
     ) -> None:
         self.facts = facts
         self.state = state
         self.previous = previous
+        self.token = token
+        self.received = received if received is not None else {}
+        self.stored = -1
 
 
 async def load_departments(
-    session: AsyncSession, department_ids: Collection[uuid.UUID], now: datetime
+    session: AsyncSession,
+    department_ids: Collection[uuid.UUID],
+    now: datetime,
+    *,
+    cache: StateCache | None = None,
+    signal_ids: Collection[uuid.UUID] = (),
 ) -> dict[uuid.UUID, Loaded]:
     """The known departments among `department_ids`, locked until the transaction ends (so
     that two judgements of one department, a signal and the silence check say, follow one
-    another), with their facts, state (reports and rule memory) and latest assessment."""
+    another), with their facts, state (reports and rule memory) and latest assessment.
+
+    With a `cache`, a department it still holds is not read again: only the signals among
+    `signal_ids` (the batch's) are, and added to what it holds."""
     ids = sorted(set(department_ids))
     rows = (await session.execute(_LOAD, {"departments": ids, "day": now.date()})).all()
     if not rows:
         return {}
     found = {row.id: row for row in rows}
-    pasts = await session.execute(
-        _HISTORY, {"departments": list(found), "since": now - HISTORY, "per_kind": PER_KIND}
-    )
-    return {past.department_id: _loaded(found[past.department_id], past) for past in pasts}
+    since = now - HISTORY
+    held: dict[uuid.UUID, Remembered] = {}
+    if cache is not None:
+        newest = await session.execute(_NEWEST, {"departments": list(found)})
+        held = cache.valid({row.department_id: row.assessment_id for row in newest}, since)
+    loaded: dict[uuid.UUID, Loaded] = {}
+    unknown = [department_id for department_id in found if department_id not in held]
+    if unknown:
+        pasts = await session.execute(
+            _HISTORY, {"departments": unknown, "since": since, "per_kind": PER_KIND}
+        )
+        for past in pasts:
+            loaded[past.department_id] = _loaded(found[past.department_id], past)
+    if held:
+        arrived = await _arrived(session, held, signal_ids)
+        for department_id, entry in held.items():
+            reports, received = brought_up_to_date(
+                entry.reports, entry.received, arrived.get(department_id, []), since
+            )
+            loaded[department_id] = _remembered(found[department_id], entry, reports, received)
+    return {department_id: loaded[department_id] for department_id in found}
+
+
+async def _arrived(
+    session: AsyncSession, held: Collection[uuid.UUID], signal_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[Report, datetime]]]:
+    """The batch's signals of the remembered departments, by department (with receipt)."""
+    arrived: dict[uuid.UUID, list[tuple[Report, datetime]]] = {}
+    if not signal_ids:
+        return arrived
+    rows = await session.execute(_SIGNALS, {"signals": list(set(signal_ids))})
+    for row in rows:
+        if row.department_id in held:
+            report = Report(row.id, SignalKind(row.kind), row.observed_at, row.data)
+            arrived.setdefault(row.department_id, []).append((report, row.received_at))
+    return arrived
+
+
+def remember(cache: StateCache, loaded: dict[uuid.UUID, Loaded], since: datetime) -> None:
+    """Keep each department as the batch leaves it: `token` by then the newest assessment's."""
+    for department_id, entry in loaded.items():
+        state = entry.state
+        cache.keep(
+            department_id,
+            Remembered(
+                token=entry.token,
+                since=since,
+                reports=state.reports,
+                received=entry.received,
+                memory=state.memory,
+                previous=entry.previous,
+            ),
+        )
+
+
+def brought_up_to_date(
+    reports: Mapping[SignalKind, tuple[Report, ...]],
+    received: dict[uuid.UUID, datetime],
+    arrived: list[tuple[Report, datetime]],
+    since: datetime,
+) -> tuple[Mapping[SignalKind, tuple[Report, ...]], dict[uuid.UUID, datetime]]:
+    """The reports with the arrived ones added, as `_HISTORY` would read them now: per kind
+    the newest `PER_KIND` observed since `since` (by observation, then receipt), oldest first
+    (ties by id, as its `ORDER BY`).
+
+    Newer reports only push older ones out, and the window only moves forward (`cache.valid`
+    sees to that), so the newest of what was kept and what arrived are the newest of all."""
+    touched: dict[SignalKind, list[Report]] = {}
+    received = dict(received)
+    for report, received_at in arrived:
+        if report.id in received or report.observed_at < since:
+            continue  # held already (its event came again), or before the window
+        if report.kind not in touched:
+            touched[report.kind] = list(reports.get(report.kind, ()))
+        touched[report.kind].append(report)
+        received[report.id] = received_at
+    aged = any(series[0].observed_at < since for series in reports.values() if series)
+    if not touched and not aged:
+        return reports, received
+    result: dict[SignalKind, tuple[Report, ...]] = {}
+    for kind in [*reports, *(kind for kind in touched if kind not in reports)]:
+        series = [r for r in touched.get(kind, reports.get(kind, ())) if r.observed_at >= since]
+        if kind in touched:
+            series.sort(key=lambda r: (r.observed_at, received[r.id]))
+            del series[:-PER_KIND]
+            series.sort(key=lambda r: (r.observed_at, r.id))
+        if series:
+            result[kind] = tuple(series)
+    kept = {r.id for series in result.values() for r in series}
+    return result, {k: v for k, v in received.items() if k in kept}
 
 
 def _loaded(row: Any, past: Any) -> Loaded:
+    """A department read in full: its row (`_LOAD`) and its past (`_HISTORY`)."""
+    memory: dict[str, RuleMemory] = {}
+    previous = None
+    if past.level is not None:
+        memory = {
+            rule_id: RuleMemory(int(value["consecutive"]), datetime.fromisoformat(value["since"]))
+            for rule_id, value in past.rule_memory.items()
+        }
+        previous = Previous(Level(past.level), list(past.rule_ids), past.assessed_at)
+    reports = _reports(past.ids, past.kinds, past.observed, past.datas)
+    received = dict(zip(past.ids, past.received, strict=True)) if past.ids else {}
+    facts, state = _facts_and_state(row, reports, memory)
+    return Loaded(facts, state, previous, past.assessment_id, received)
+
+
+def _remembered(
+    row: Any,
+    entry: Remembered,
+    reports: Mapping[SignalKind, tuple[Report, ...]],
+    received: dict[uuid.UUID, datetime],
+) -> Loaded:
+    """A department the cache held: its row read again (it may have changed), its past kept."""
+    facts, state = _facts_and_state(row, reports, entry.memory)
+    return Loaded(facts, state, entry.previous, entry.token, received)
+
+
+def _facts_and_state(
+    row: Any, reports: Mapping[SignalKind, tuple[Report, ...]], memory: Mapping[str, RuleMemory]
+) -> tuple[DepartmentFacts, DepartmentState]:
     cluster = Cluster(row.cluster)
     facts = DepartmentFacts(
         id=row.id,
@@ -186,14 +347,6 @@ def _loaded(row: Any, past: Any) -> Loaded:
             "aanmeld_weeks": float(row.aanmeldwachttijd_weeks),
             "behandel_weeks": float(row.behandelwachttijd_weeks),
         }
-    memory: dict[str, RuleMemory] = {}
-    previous = None
-    if past.level is not None:
-        memory = {
-            rule_id: RuleMemory(int(value["consecutive"]), datetime.fromisoformat(value["since"]))
-            for rule_id, value in past.rule_memory.items()
-        }
-        previous = Previous(Level(past.level), list(past.rule_ids), past.assessed_at)
     state = DepartmentState(
         department_id=row.id,
         care_type=row.care_type,
@@ -202,10 +355,10 @@ def _loaded(row: Any, past: Any) -> Loaded:
         capacity=row.capacity,
         registered_at=row.created_at,
         norms=norms,
-        reports=_reports(past.ids, past.kinds, past.observed, past.datas),
+        reports=reports,
         memory=memory,
     )
-    return Loaded(facts, state, previous)
+    return facts, state
 
 
 def _reports(

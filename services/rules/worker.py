@@ -29,6 +29,7 @@ from services.core.events.types import EventType, Topic
 from services.core.metrics import ASSESSMENTS
 from services.rules.alerts import follow_assessment
 from services.rules.batch import Batch
+from services.rules.cache import StateCache
 from services.rules.coverage import (
     cell_key,
     follow_cell,
@@ -39,11 +40,13 @@ from services.rules.coverage import (
 )
 from services.rules.evaluate import Assessment, evaluate
 from services.rules.loading import (
+    HISTORY,
     DepartmentFacts,
     Loaded,
     Previous,
     load_departments,
     memory_document,
+    remember,
 )
 from services.rules.reasons import for_event, reason_document
 from services.rules.ruleset import Ruleset
@@ -84,16 +87,25 @@ async def judge_batch(
     now: datetime | Clock,
     *,
     store_unchanged: bool = True,
+    cache: StateCache | None = None,
 ) -> list[Assessment | None]:
     """Judge each in turn and store the assessments; None for an unknown department.
 
     `now` may be a clock: each judgement then gets a moment of its own, as it would have one by
     one (the history pages by time). A scheduled judgement (`store_unchanged=False`) stores
     nothing when nothing changed, so the history holds one row per signal and one per change,
-    not one per department per day.
+    not one per department per day. With a `cache` (the rules worker's), departments judged
+    before are not read again in full, and are kept as this batch leaves them.
     """
     moment = now if callable(now) else (lambda: now)
-    loaded = await load_departments(session, {j.department_id for j in judgements}, moment())
+    started = moment()
+    loaded = await load_departments(
+        session,
+        {j.department_id for j in judgements},
+        started,
+        cache=cache,
+        signal_ids=[j.signal_id for j in judgements if j.signal_id is not None],
+    )
     batch = await Batch.open(session, [entry.facts for entry in loaded.values()])
     batch.newest_stored = {
         department_id: entry.previous.assessed_at if entry.previous else None
@@ -113,7 +125,12 @@ async def judge_batch(
                 batch, ruleset, entry, moment(), judgement, store_unchanged=store_unchanged
             )
         )
-    await batch.write()
+    stored = await batch.write()
+    if cache is not None:
+        for entry in loaded.values():
+            if entry.stored >= 0:
+                entry.token = stored[entry.stored]
+        remember(cache, loaded, started - HISTORY)
     return judged
 
 
@@ -197,6 +214,7 @@ async def _judge(
         stored_level = assessment.level
         entry.state = replace(entry.state, memory=assessment.memory)
         entry.previous = Previous(assessment.level, rule_ids, now)
+        entry.stored = len(batch.assessments) - 1
     batch.cells[key] = with_member(batch.cells[key], facts.id, stored_level)
     batch.events.extend(
         await follow_cell(
@@ -239,13 +257,18 @@ def _changed_event(
     return new_event(payload, source=Service.RULES)
 
 
-def subscription(ruleset: Ruleset | Callable[[], Ruleset], clock: Clock = _utcnow) -> Subscription:
+def subscription(
+    ruleset: Ruleset | Callable[[], Ruleset], clock: Clock = _utcnow, *, remember: bool = True
+) -> Subscription:
     """The rules worker's consumer group: signals in, assessments out, a batch at a time.
 
     `ruleset` may be a holder (`reload.RulesetHolder`) that a SIGHUP refreshes: it is asked for
-    the current ruleset at every batch.
+    the current ruleset at every batch. The worker keeps the departments it judged between
+    batches (`cache.py`); `remember=False` reads every department in full at every batch (the
+    benchmark's baseline for the cache).
     """
     current = ruleset if callable(ruleset) else (lambda: ruleset)
+    cache = StateCache() if remember else None
 
     async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
         judgements = [
@@ -258,7 +281,7 @@ def subscription(ruleset: Ruleset | Callable[[], Ruleset], clock: Clock = _utcno
             if event.type == EventType.SIGNAL_RECEIVED.value
         ]
         if judgements:
-            await judge_batch(session, current(), judgements, clock)
+            await judge_batch(session, current(), judgements, clock, cache=cache)
 
     async def handle(session: AsyncSession, event: Event) -> None:
         await handle_batch(session, (event,))
