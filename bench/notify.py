@@ -42,7 +42,8 @@ delivery the phases queued still pending: its time (median of 5) with the statis
 had before the queue filled (a fast-growing backlog) and after `ANALYZE deliveries`, and its plan
 with `--explain`.
 
-The consumer runs in this process on uvloop, with `gc.freeze()` after set-up, as the services run.
+The consumer runs in this process on uvloop, with `heap.settle()` after set-up (`gc.freeze()` and
+the collector's thresholds), as the services run.
 The machine is shared: read the ratios to the same-run baseline, not the absolute rates.
 """
 
@@ -72,6 +73,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.measure import Statements, backend_cpu, database_of
+from services.core import heap
 from services.core.admin.organisations import OrganisationSpec, add_organisation
 from services.core.db import scratch
 from services.core.db.engine import make_engine, make_sessions
@@ -377,8 +379,7 @@ async def phase(
     seq = await last_delivery_seq(sessions)
     async with engine.connect() as connection:
         await connection.execute(text("CHECKPOINT"))
-    gc.collect()
-    gc.freeze()
+    heap.settle()
     reporter = asyncio.create_task(report())
     applied = list(events)
     backends_before = await backend_cpu(url, database)

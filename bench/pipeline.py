@@ -47,13 +47,13 @@ more than `DISTURBED_CORES` is flagged DISTURBED, and the latency phases also re
 second, the other processes' CPU per second, and the percentiles over the quiet seconds only.
 
 Every party runs in a process of its own (this script with `--role`), on uvloop (as uvicorn runs
-the services; `--loop asyncio` to compare) with `gc.freeze()` after set-up, as `create_app` does;
-this process only orchestrates, shows progress and samples the CPU of every party. The consumer
-runs with the production settings of its bus (`Timing()` on PostgreSQL: batches of 500, a poll
-each second besides LISTEN; on Kafka the settings the tests use for Tansu, see
-`kafka_settings`). Each phase starts after a CHECKPOINT. The figures are for people to read,
-not a pass/fail test; `--profile DIR` also records the consumer and relay with py-spy (collapsed
-stacks), which costs them some CPU.
+the services; `--loop asyncio` to compare) with `heap.settle()` after set-up (`gc.freeze()` and the
+collector's thresholds), as `create_app` does; this process only orchestrates, shows progress and
+samples the CPU of every party. The consumer runs with the production settings of its bus
+(`Timing()` on PostgreSQL: batches of 500, a poll each second besides LISTEN; on Kafka the settings
+the tests use for Tansu, see `kafka_settings`). Each phase starts after a CHECKPOINT. The figures
+are for people to read, not a pass/fail test; `--profile DIR` also records the consumer and relay
+with py-spy (collapsed stacks), which costs them some CPU.
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import importlib.metadata
 import importlib.util
 import json
@@ -96,6 +95,7 @@ from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.core import heap
 from services.core.db.engine import make_engine, make_sessions
 from services.core.db.scratch import connect_args, scratch_database
 from services.core.events.bus import Bus, Consumer
@@ -305,9 +305,9 @@ async def warm_pool(sessions: async_sessionmaker[AsyncSession], connections: int
 
 
 def settle() -> None:
-    """What set-up made lives for the whole process: keep it out of every collection."""
-    gc.collect()
-    gc.freeze()
+    """What set-up made lives for the whole process: keep it out of every collection (and the
+    collector set as the services set it)."""
+    heap.settle()
 
 
 def has_joined(consumer: Consumer) -> bool:

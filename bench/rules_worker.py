@@ -36,7 +36,8 @@ the ratio to the baseline says what judging costs. Also reported: CPU per signal
 and what the signals did (assessments, alert and coverage events). `--breakdown` times the
 worker's steps (load, evaluate, coverage, alert, events; wall time, so it includes the round
 trips) and `--py-spy PATH` records the rules phase with py-spy (collapsed stacks). The consumer
-runs in this process on uvloop, with `gc.freeze()` after set-up, as the services run.
+runs in this process on uvloop, with `heap.settle()` after set-up (`gc.freeze()` and the
+collector's thresholds), as the services run.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.measure import Statements, backend_cpu, database_of
+from services.core import heap
 from services.core.access import Caller, load_caller
 from services.core.admin.organisations import OrganisationSpec, add_organisation
 from services.core.db import scratch
@@ -471,8 +473,7 @@ async def drain(
     )
     restore = breakdown.install() if breakdown is not None else None
     spy = _start_py_spy(py_spy) if py_spy else None
-    gc.collect()
-    gc.freeze()
+    heap.settle(heap.BATCH_WORKER)  # as `vroegsignaal rules` sets it
     statements_before = statements.count if statements else 0
     backends_before = await backend_cpu(url, database) if database else {}
     cpu_before = time.process_time()

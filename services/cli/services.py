@@ -23,6 +23,7 @@ from fastapi import FastAPI
 
 from services import ingest
 from services.cli.common import checked, err, fail, run_service, settings
+from services.core import heap
 from services.core.config import Settings
 from services.core.db.server import open_database
 from services.core.http.app import create_app
@@ -71,6 +72,7 @@ def rules_command(
             config,
             url,
             subscriptions=[rules_worker.subscription(holder)],
+            gc_thresholds=heap.BATCH_WORKER,
             background=[
                 lambda app: _recorded(app, ruleset),
                 lambda app: silence_schedule(app.state.sessions, holder),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -12,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import make_asgi_app
 
 from services import __version__
+from services.core import heap
 from services.core.config import Settings
 from services.core.db.engine import make_engine, make_sessions
 from services.core.db.migrate import known_revisions, schema_head
@@ -42,6 +42,7 @@ def create_app(
     relay: bool = False,
     background: Sequence[Callable[[FastAPI], AbstractAsyncContextManager[object]]] = (),
     ready_needs_bus: bool = True,
+    gc_thresholds: tuple[int, int, int] | None = None,
 ) -> FastAPI:
     """An app with health, reference lists and the given service routers, on its own engine.
 
@@ -49,6 +50,7 @@ def create_app(
     `relay`, the outbox relay (needed on the Kafka bus only); and its `background` work (e.g. a
     schedule), each a context that runs while the app does. `ready_needs_bus=False` keeps
     `/readyz` at 200 while the bus is away (the signal API: the outbox keeps what comes in).
+    `gc_thresholds` sets the garbage collector once started (`heap.py`; None: CPython's).
     """
 
     @asynccontextmanager
@@ -66,8 +68,7 @@ def create_app(
         )
         # What start-up made lives for the whole process: keep it out of every collection, or
         # full collections of it stall requests for tens of milliseconds (bench/ingest.py).
-        gc.collect()
-        gc.freeze()
+        heap.settle(gc_thresholds)
         bus = open_bus(settings, database_url, app.state.sessions)
         app.state.bus = bus
         try:
