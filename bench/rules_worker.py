@@ -2,7 +2,7 @@
 `rules`, against the bare pipeline (the same bus, a handler that does nothing) in the same run.
 
     .venv/bin/python -m bench.rules --worker [--departments 2000] [--signals 20000]
-        [--server-url URL] [--breakdown] [--py-spy PATH] [--json PATH]
+        [--server-url URL] [--breakdown] [--py-spy PATH] [--json PATH] [--rounds] [--forget]
 
 In a database of its own on the server (default: the local one at 127.0.0.1:5432), dropped at
 the end:
@@ -29,6 +29,13 @@ the end:
    `vroegsignaal up` and `vroegsignaal rules` run it) drains the same signals: each one judged,
    its assessment stored, the department's alert and the region's coverage followed, their events
    recorded.
+
+With `--rounds`, steps 3 to 5 go a consumer batch (500 signals) at a time: recorded, drained by
+both groups, and so on, as a worker that keeps up meets its signals (each judged with the ones
+before it, never a later one); the drains' times and CPU are summed. Without it the signals are a
+backlog: a worker that reads a department in full judges its first signal with the later ones
+already stored, which is less work than keeping up (docs/benchmarks.md, "Fourth session of
+2026-11-30"). `--forget` runs the worker without its cache of departments (`remember=False`).
 
 The clock runs from a consumer's start to its last commit; the figure is signals per second, and
 the ratio to the baseline says what judging costs. Also reported: CPU per signal of this process
@@ -634,7 +641,11 @@ async def run_worker_bench(
                 f"  world: {departments:,} departments, {history:,} signals of history"
                 f" ({time.perf_counter() - started:.1f} s)"
             )
-            rules = worker.subscription(ruleset, remember=remember)
+            rules = (
+                worker.subscription(ruleset)
+                if remember
+                else worker.subscription(ruleset, remember=False)
+            )
             baseline = Subscription(BASELINE_GROUP, rules.topics, _noop)
             warm = bodies_for(world, world.places, rng, now)
             await record(sessions, world, warm)
