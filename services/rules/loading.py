@@ -11,8 +11,9 @@ Why two and not one: a statement that waits for a row lock keeps the snapshot it
 reading the assessment in the locking statement could miss the one the lock holder was writing.
 
 The rules worker keeps what it read between batches (`cache.py`): for a department it still
-holds, the second statement becomes two small ones, its newest assessment's id (is the entry still
-true?) and the batch's own signals by id, which `brought_up_to_date` adds to the reports it holds.
+holds, the second statement becomes a small one, its newest assessment's id (is the entry still
+true?). The batch's own signals are read apart, by id, and added to the department's reports one
+at a time as their judgements come (`catch_up`, with `brought_up_to_date`).
 Why SQL text rather than ORM queries: building and loading ORM statements cost the worker more CPU
 than the database spends answering them (docs/benchmarks.md, "Rules").
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -91,11 +92,12 @@ _HISTORY = text(
                    ) AS n
             FROM signals sg
             WHERE sg.department_id = dep.id AND sg.observed_at >= :since
+              AND sg.id <> ALL(:batch)  -- the batch's own: added as they are judged
         ) recent
         WHERE n <= :per_kind
     ) s ON true
     """
-).bindparams(bindparam("departments", type_=ARRAY(Uuid())))
+).bindparams(bindparam("departments", type_=ARRAY(Uuid())), bindparam("batch", type_=ARRAY(Uuid())))
 
 # What a remembered department (`cache.py`) needs read: its newest assessment's id, to tell
 # whether the entry still holds; and the batch's own signals, by id.
@@ -170,6 +172,10 @@ class Loaded:
     token: int | None  # the id of the newest stored assessment (for `cache.py`)
     received: dict[uuid.UUID, datetime]  # when each of the reports was received
     stored: int  # the batch's row that is now the newest assessment (-1: none)
+    # The batch's own signals of the department, in the order of their events, not yet in
+    # `state`: each is added when its judgement comes (`catch_up`).
+    pending: list[tuple[Report, datetime]]
+    since: datetime | None  # the start of the window the reports are kept for
 
     def __init__(
         self,
@@ -185,6 +191,8 @@ class Loaded:
         self.token = token
         self.received = received if received is not None else {}
         self.stored = -1
+        self.pending = []
+        self.since = None
 
 
 async def load_departments(
@@ -199,8 +207,10 @@ async def load_departments(
     that two judgements of one department, a signal and the silence check say, follow one
     another), with their facts, state (reports and rule memory) and latest assessment.
 
-    With a `cache`, a department it still holds is not read again: only the signals among
-    `signal_ids` (the batch's) are, and added to what it holds."""
+    With a `cache`, a department it still holds is not read again. The signals among
+    `signal_ids` (the batch's, in the order of their events) are read apart, left `pending`, and
+    added one by one as their judgements come (`catch_up`): each signal is judged with the ones
+    before it and not with the batch's later ones, as if it had come alone."""
     ids = sorted(set(department_ids))
     rows = (await session.execute(_LOAD, {"departments": ids, "day": now.date()})).all()
     if not rows:
@@ -212,36 +222,63 @@ async def load_departments(
         newest = await session.execute(_NEWEST, {"departments": list(found)})
         held = cache.valid({row.department_id: row.assessment_id for row in newest}, since)
     loaded: dict[uuid.UUID, Loaded] = {}
+    batch = list(dict.fromkeys(signal_ids))
     unknown = [department_id for department_id in found if department_id not in held]
     if unknown:
         pasts = await session.execute(
-            _HISTORY, {"departments": unknown, "since": since, "per_kind": PER_KIND}
+            _HISTORY,
+            {"departments": unknown, "since": since, "per_kind": PER_KIND, "batch": batch},
         )
         for past in pasts:
             loaded[past.department_id] = _loaded(found[past.department_id], past)
-    if held:
-        arrived = await _arrived(session, held, signal_ids)
-        for department_id, entry in held.items():
-            reports, received = brought_up_to_date(
-                entry.reports, entry.received, arrived.get(department_id, []), since
-            )
-            loaded[department_id] = _remembered(found[department_id], entry, reports, received)
+    for department_id, entry in held.items():
+        # What the window has moved past since goes (usually nothing: then as it was).
+        reports, received = brought_up_to_date(entry.reports, entry.received, [], since)
+        loaded[department_id] = _remembered(found[department_id], entry, reports, received)
+    for department_id, arrived in (await _arrived(session, found, batch)).items():
+        loaded[department_id].pending = arrived
+    for department in loaded.values():
+        department.since = since
     return {department_id: loaded[department_id] for department_id in found}
 
 
 async def _arrived(
-    session: AsyncSession, held: Collection[uuid.UUID], signal_ids: Collection[uuid.UUID]
+    session: AsyncSession, departments: Collection[uuid.UUID], signal_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[tuple[Report, datetime]]]:
-    """The batch's signals of the remembered departments, by department (with receipt)."""
+    """The batch's signals of these departments, by department, in the order of `signal_ids`
+    (with receipt)."""
     arrived: dict[uuid.UUID, list[tuple[Report, datetime]]] = {}
     if not signal_ids:
         return arrived
-    rows = await session.execute(_SIGNALS, {"signals": list(set(signal_ids))})
+    order = {signal_id: n for n, signal_id in enumerate(signal_ids)}
+    rows = sorted(
+        await session.execute(_SIGNALS, {"signals": signal_ids}), key=lambda r: order[r.id]
+    )
     for row in rows:
-        if row.department_id in held:
+        if row.department_id in departments:
             report = Report(row.id, SignalKind(row.kind), row.observed_at, row.data)
             arrived.setdefault(row.department_id, []).append((report, row.received_at))
     return arrived
+
+
+def catch_up(entry: Loaded, signal_id: uuid.UUID | None) -> None:
+    """Add the batch's pending signals of the department to its state, up to and including
+    `signal_id` (None: all of them); none when `signal_id` is not among them."""
+    pending = entry.pending
+    if not pending or entry.since is None:
+        return
+    if signal_id is None:
+        count = len(pending)
+    else:
+        count = next((n + 1 for n, p in enumerate(pending) if p[0].id == signal_id), 0)
+    if not count:
+        return
+    reports, received = brought_up_to_date(
+        entry.state.reports, entry.received, pending[:count], entry.since
+    )
+    entry.state = replace(entry.state, reports=reports)
+    entry.received = received
+    del pending[:count]
 
 
 def remember(cache: StateCache, loaded: dict[uuid.UUID, Loaded], since: datetime) -> None:

@@ -44,6 +44,7 @@ from services.rules.loading import (
     DepartmentFacts,
     Loaded,
     Previous,
+    catch_up,
     load_departments,
     memory_document,
     remember,
@@ -126,6 +127,8 @@ async def judge_batch(
             )
         )
     stored = await batch.write()
+    for entry in loaded.values():
+        catch_up(entry, None)  # what no judgement asked for (a signal judged twice, say)
     if cache is not None:
         for entry in loaded.values():
             if entry.stored >= 0:
@@ -161,6 +164,7 @@ async def _judge(
 ) -> Assessment:
     """One judgement of the batch: evaluate, then follow with the alert and the cell."""
     facts, previous, signal_id = entry.facts, entry.previous, judgement.signal_id
+    catch_up(entry, signal_id)  # this signal, and the batch's before it; not the later ones
     assessment = evaluate(entry.state, ruleset, now, trigger=judgement.trigger)
     share = ruleset.file.no_alternative_share
     key = cell_key(facts)

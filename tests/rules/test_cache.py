@@ -10,18 +10,19 @@ rolls back, makes the worker read the department in full again.
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.core.db.models import Organisation, Signal
+from services.core.db.models import Alert, AlertEvent, Assessment, Organisation, Signal
 from services.core.domain import SignalKind
 from services.rules.cache import Remembered, StateCache
-from services.rules.loading import HISTORY, PER_KIND, Loaded, load_departments
+from services.rules.loading import HISTORY, PER_KIND, Loaded, catch_up, load_departments
 from services.rules.ruleset import load_ruleset
 from services.rules.worker import Judgement, judge, judge_batch
 from tests.ingest.conftest import PROVIDER_A, build_world
@@ -151,9 +152,11 @@ async def _same_as_read_in_full(
     """Compare the cached reading with a full one; how many departments the cache held, and
     the most reports a kind had."""
     hits = cache.hits
-    full = await load_departments(session, ids, now)
+    full = await load_departments(session, ids, now, signal_ids=signals)
     cached = await load_departments(session, ids, now, cache=cache, signal_ids=signals)
     assert list(cached) == list(full)
+    for loaded in (*full.values(), *cached.values()):  # the batch's signals, all judged
+        catch_up(loaded, None)
     for department_id in full:
         assert _shape(cached[department_id]) == _shape(full[department_id])
     longest = max((len(s) for d in full.values() for s in d.state.reports.values()), default=0)
@@ -240,3 +243,48 @@ def test_the_cache_keeps_the_most_recently_judged() -> None:
     assert set(cache.valid({first: 1, second: 1, third: 1}, since)) == {second, third}
     # A window that moved back (a clock set back) is not trusted.
     assert cache.valid({second: 1}, since - timedelta(days=1)) == {}
+
+
+async def test_the_signals_of_one_batch_are_judged_each_with_the_ones_before_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A batch holding several signals of a department (a provider catching up on months, a
+    worker catching up on a backlog) judges each as if it had come alone: the levels are those
+    of a worker that met them one at a time."""
+    stream = await _stream(sessions)
+    fact = stream.departments[0]
+    start = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    levels: dict[str, list[str]] = {}
+    for how, batches in (("one batch", [[0, 1, 2, 3]]), ("one by one", [[0], [1], [2], [3]])):
+        rows = [
+            {
+                **stream.batch(start, 1)[0],
+                "department_id": fact,
+                "kind": SignalKind.STAFFING,
+                "observed_at": start + timedelta(days=30 * n),
+                "received_at": start + timedelta(days=30 * n),
+                "data": {"fte_budgeted": 20.0, "vacancies_fte": fte},
+            }
+            for n, fte in enumerate((0.0, 5.0, 5.0, 0.0))
+        ]
+        stored, cache = [], StateCache()
+        for numbers in batches:
+            async with sessions() as session, session.begin():
+                await _store(session, [rows[n] for n in numbers])
+            async with sessions() as session, session.begin():
+                moments = iter([start + timedelta(days=30 * n, hours=1) for n in [0, *numbers]])
+                judged = await judge_batch(
+                    session,
+                    load_ruleset(),
+                    _judgements([rows[n] for n in numbers]),
+                    functools.partial(next, moments),
+                    cache=cache,
+                )
+            stored += [a.level.value for a in judged if a is not None]
+        levels[how] = stored
+        async with sessions() as session, session.begin():  # the next round starts afresh
+            await session.execute(delete(AlertEvent))
+            await session.execute(delete(Alert))
+            await session.execute(delete(Assessment))
+            await session.execute(delete(Signal))
+    assert levels["one batch"] == levels["one by one"] == ["ok", "watch", "watch", "ok"]
