@@ -4,9 +4,8 @@ Reading a department's reports again for every batch was the largest single stat
 worker (docs/benchmarks.md, "Rules"). A worker keeps each department it judged: its reports, and
 the rule memory and level of the assessment it stored last, marked with that assessment's id.
 The next batch trusts the entry only when the department's newest stored assessment is still that
-one. Anything else (a silence check, another replica after a rebalance, a batch that rolled back,
-a ruleset reloaded in another process) leaves a different newest assessment, and the department
-is read in full again.
+one. Anything else (a silence check, another replica after a rebalance, a batch that rolled back)
+leaves a different newest assessment, and the department is read in full again.
 
 A trusted entry is brought up to date with the signals of the batch's own events: every stored
 signal has a `signal.received` event, committed with it, and a department's events come to one
@@ -82,9 +81,3 @@ class StateCache:
         entries.move_to_end(department_id)
         while len(entries) > self.size:
             entries.popitem(last=False)
-
-    def forget(self, department_id: uuid.UUID) -> None:
-        self._entries.pop(department_id, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
