@@ -175,13 +175,14 @@ class Loaded:
     # The batch's own signals of the department, in the order of their events, not yet in
     # `state`: each is added when its judgement comes (`catch_up`).
     pending: list[tuple[Report, datetime]]
-    since: datetime | None  # the start of the window the reports are kept for
+    since: datetime  # the start of the window the reports are kept for
 
     def __init__(
         self,
         facts: DepartmentFacts,
         state: DepartmentState,
         previous: Previous | None,
+        since: datetime,
         token: int | None = None,
         received: dict[uuid.UUID, datetime] | None = None,
     ) -> None:
@@ -192,7 +193,7 @@ class Loaded:
         self.received = received if received is not None else {}
         self.stored = -1
         self.pending = []
-        self.since = None
+        self.since = since
 
 
 async def load_departments(
@@ -230,15 +231,13 @@ async def load_departments(
             {"departments": unknown, "since": since, "per_kind": PER_KIND, "batch": batch},
         )
         for past in pasts:
-            loaded[past.department_id] = _loaded(found[past.department_id], past)
+            loaded[past.department_id] = _loaded(found[past.department_id], past, since)
     for department_id, entry in held.items():
         # What the window has moved past since goes (usually nothing: then as it was).
         reports, received = brought_up_to_date(entry.reports, entry.received, [], since)
-        loaded[department_id] = _remembered(found[department_id], entry, reports, received)
+        loaded[department_id] = _remembered(found[department_id], entry, reports, received, since)
     for department_id, arrived in (await _arrived(session, found, batch)).items():
         loaded[department_id].pending = arrived
-    for department in loaded.values():
-        department.since = since
     return {department_id: loaded[department_id] for department_id in found}
 
 
@@ -265,7 +264,7 @@ def catch_up(entry: Loaded, signal_id: uuid.UUID | None) -> None:
     """Add the batch's pending signals of the department to its state, up to and including
     `signal_id` (None: all of them); none when `signal_id` is not among them."""
     pending = entry.pending
-    if not pending or entry.since is None:
+    if not pending:
         return
     if signal_id is None:
         count = len(pending)
@@ -281,7 +280,7 @@ def catch_up(entry: Loaded, signal_id: uuid.UUID | None) -> None:
     del pending[:count]
 
 
-def remember(cache: StateCache, loaded: dict[uuid.UUID, Loaded], since: datetime) -> None:
+def remember(cache: StateCache, loaded: dict[uuid.UUID, Loaded]) -> None:
     """Keep each department as the batch leaves it: `token` by then the newest assessment's."""
     for department_id, entry in loaded.items():
         state = entry.state
@@ -289,7 +288,7 @@ def remember(cache: StateCache, loaded: dict[uuid.UUID, Loaded], since: datetime
             department_id,
             Remembered(
                 token=entry.token,
-                since=since,
+                since=entry.since,
                 reports=state.reports,
                 received=entry.received,
                 memory=state.memory,
@@ -335,7 +334,7 @@ def brought_up_to_date(
     return result, {k: v for k, v in received.items() if k in kept}
 
 
-def _loaded(row: Any, past: Any) -> Loaded:
+def _loaded(row: Any, past: Any, since: datetime) -> Loaded:
     """A department read in full: its row (`_LOAD`) and its past (`_HISTORY`)."""
     memory: dict[str, RuleMemory] = {}
     previous = None
@@ -348,7 +347,7 @@ def _loaded(row: Any, past: Any) -> Loaded:
     reports = _reports(past.ids, past.kinds, past.observed, past.datas)
     received = dict(zip(past.ids, past.received, strict=True)) if past.ids else {}
     facts, state = _facts_and_state(row, reports, memory)
-    return Loaded(facts, state, previous, past.assessment_id, received)
+    return Loaded(facts, state, previous, since, past.assessment_id, received)
 
 
 def _remembered(
@@ -356,10 +355,11 @@ def _remembered(
     entry: Remembered,
     reports: Mapping[SignalKind, tuple[Report, ...]],
     received: dict[uuid.UUID, datetime],
+    since: datetime,
 ) -> Loaded:
     """A department the cache held: its row read again (it may have changed), its past kept."""
     facts, state = _facts_and_state(row, reports, entry.memory)
-    return Loaded(facts, state, entry.previous, entry.token, received)
+    return Loaded(facts, state, entry.previous, since, entry.token, received)
 
 
 def _facts_and_state(

@@ -40,7 +40,6 @@ from services.rules.coverage import (
 )
 from services.rules.evaluate import Assessment, evaluate
 from services.rules.loading import (
-    HISTORY,
     DepartmentFacts,
     Loaded,
     Previous,
@@ -99,11 +98,10 @@ async def judge_batch(
     before are not read again in full, and are kept as this batch leaves them.
     """
     moment = now if callable(now) else (lambda: now)
-    started = moment()
     loaded = await load_departments(
         session,
         {j.department_id for j in judgements},
-        started,
+        moment(),
         cache=cache,
         signal_ids=[j.signal_id for j in judgements if j.signal_id is not None],
     )
@@ -127,13 +125,12 @@ async def judge_batch(
             )
         )
     stored = await batch.write()
-    for entry in loaded.values():
-        catch_up(entry, None)  # what no judgement asked for (a signal judged twice, say)
     if cache is not None:
         for entry in loaded.values():
+            catch_up(entry, None)  # what no judgement asked for (a signal judged twice, say)
             if entry.stored >= 0:
                 entry.token = stored[entry.stored]
-        remember(cache, loaded, started - HISTORY)
+        remember(cache, loaded)
     return judged
 
 
