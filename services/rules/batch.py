@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.types import Integer, String, Uuid
 
+from services.core.db.copy import copy_rows, draw_ids
 from services.core.db.models import Alert, AlertEvent, RegionalCoverage
 from services.core.db.models import Assessment as StoredAssessment
 from services.core.domain import AlertKind, Level, Scope
@@ -31,10 +32,6 @@ from services.core.events.outbox import NewEvent, record_events
 from services.rules.coverage import CELL_LOCK_SPACE, Cell, CellKey, Member, cell_key, lock_key
 from services.rules.loading import DepartmentFacts
 
-# The ids back, in the rows' order: the newest of a department marks its cached state (cache.py).
-_STORE = insert(cast(Table, StoredAssessment.__table__)).returning(
-    StoredAssessment.id, sort_by_parameter_order=True
-)
 # Advisory locks taken in the order of the (sorted) array: two workers lock cells in one order.
 _LOCK_CELLS = text(
     "SELECT pg_advisory_xact_lock(:space, key) FROM unnest(:keys) AS key"
@@ -217,14 +214,19 @@ class Batch:
         """Everything at once: assessments, then alerts and cells, then timelines and events.
 
         Alerts and cells go out as Core statements, not through the ORM's unit of work (its
-        bookkeeping was a tenth of the worker's CPU, docs/benchmarks.md): the new rows inserted,
-        and each changed row updated in the columns this batch changed and no others, as the
-        unit of work would (the notifier changes other columns of the same alerts). The stored
+        bookkeeping was a tenth of the worker's CPU, docs/benchmarks.md): the new rows copied
+        in, and each changed row updated in the columns this batch changed and no others, as
+        the unit of work would (the notifier changes other columns of the same alerts). New rows
+        go in by COPY (`copy_rows`), the assessments with ids drawn first. The stored
         assessments' ids, in the order they were stored."""
         session = self.session
-        ids: list[int] = []
-        if self.assessments:
-            ids = list((await session.execute(_STORE, self.assessments)).scalars())
+        table = cast(Table, StoredAssessment.__table__)
+        ids = await draw_ids(session, table, len(self.assessments))
+        await copy_rows(
+            session,
+            table,
+            [{"id": id_, **row} for id_, row in zip(ids, self.assessments, strict=True)],
+        )
         # The updates first: an alert resolved here may have a successor opened here, and only
         # one may be open at a time. Then the new alerts, before the timeline entries that refer
         # to them.
@@ -245,13 +247,13 @@ def _set_columns(row: Row) -> dict[str, Any]:
 
 
 async def _insert(session: AsyncSession, rows: Sequence[Row]) -> None:
-    """The new rows, one statement per table and set of given columns."""
+    """The new rows, one COPY per table and set of given columns."""
     groups: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         given = _set_columns(row)
         groups[cast(Table, row.__table__), tuple(given)].append(given)
     for (table, _), values in groups.items():
-        await session.execute(insert(table), values)
+        await copy_rows(session, table, values)
 
 
 async def _update(session: AsyncSession, rows: Sequence[Alert | RegionalCoverage]) -> None:

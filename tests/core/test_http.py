@@ -40,7 +40,7 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert ready.json() == {
         "status": "ready",
         "database": "ok",
-        "schema": "0008",
+        "schema": "0009",
         "bus": "postgres",
     }
 

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, text
+from sqlalchemy import Table, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Integer
 
+from services.core.db.copy import copy_rows
 from services.core.db.models import OutboxEvent
 from services.core.events.types import TOPIC_OF, EventType, Topic, partition_of
 
@@ -66,7 +67,7 @@ class NewEvent:
 
 
 async def record_events(session: AsyncSession, events: list[NewEvent]) -> None:
-    """Add the events to the outbox in the caller's transaction (one statement for a batch)."""
+    """Add the events to the outbox in the caller's transaction (one COPY for a batch)."""
     if not events:
         return
     rows: list[dict[str, Any]] = [
@@ -81,10 +82,7 @@ async def record_events(session: AsyncSession, events: list[NewEvent]) -> None:
         for event in events
     ]
     await lock_partitions(session, [(str(row["topic"]), int(row["partition"])) for row in rows])
-    await session.execute(
-        insert(cast(Table, OutboxEvent.__table__)),  # Core: one multi-row INSERT for a batch
-        rows,
-    )
+    await copy_rows(session, cast(Table, OutboxEvent.__table__), rows)  # after the lock's statement
 
 
 async def lock_partitions(session: AsyncSession, partitions: list[tuple[str, int]]) -> None:
