@@ -18,6 +18,8 @@ keep CPython's defaults: in quick ingest runs the same thresholds did not help t
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 BATCH_WORKER = (10_000, 20, 100)
 
@@ -28,3 +30,24 @@ def settle(thresholds: tuple[int, int, int] | None = None) -> None:
     gc.freeze()
     if thresholds is not None:
         gc.set_threshold(*thresholds)
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """No cyclic collection while a batch is judged; what survives it is collected after.
+
+    A batch's rows, events and documents live until its write, so the young collections during
+    it scanned them again and again and moved them to the older generations, which were scanned
+    in turn: about 8 % of the worker's CPU (docs/benchmarks.md, "Rules", fifth session). They
+    are acyclic and freed by reference counting at the batch's end; the first allocation after
+    it starts one young collection of what is left. Anything else running in the process during
+    the batch's round trips (`vroegsignaal up`) is not collected for that long either: a second
+    at most.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

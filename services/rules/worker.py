@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core import heap
 from services.core.domain import Scope, SignalKind
 from services.core.events.consumer import Subscription
 from services.core.events.envelope import Event
@@ -282,7 +283,8 @@ def subscription(
             if event.type == EventType.SIGNAL_RECEIVED.value
         ]
         if judgements:
-            await judge_batch(session, current(), judgements, clock, cache=cache)
+            with heap.paused():
+                await judge_batch(session, current(), judgements, clock, cache=cache)
 
     async def handle(session: AsyncSession, event: Event) -> None:
         await handle_batch(session, (event,))

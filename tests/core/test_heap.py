@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 from services.core import heap
 from services.core.http.app import create_app
@@ -31,3 +32,53 @@ async def test_a_service_started_with_thresholds_runs_with_them(database_url: st
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_paused_keeps_the_collector_off_for_a_batch_and_collects_its_cycles_after() -> None:
+    """Inside: no collection, however many allocations; after: on again, and a cycle made
+    inside is collected."""
+
+    class Node:
+        me: object = None
+
+    assert gc.isenabled()
+    collected: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collected.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        with heap.paused():
+            assert not gc.isenabled()
+            node = Node()
+            node.me = node
+            cycle = weakref.ref(node)
+            del node
+            made: list[list[int]] = [
+                [] for _ in range(50_000)
+            ]  # allocations far past any threshold
+            assert collected == [] and cycle() is not None
+            del made
+        assert gc.isenabled()
+        gc.collect()
+        assert cycle() is None
+    finally:
+        gc.callbacks.remove(count)
+
+
+def test_paused_restores_the_collector_as_it_found_it_also_after_an_error() -> None:
+    try:
+        with heap.paused():
+            raise ValueError("a batch that fails")
+    except ValueError:
+        pass
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with heap.paused():
+            pass
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
