@@ -54,14 +54,20 @@ async def test_rows_read_back_as_an_insert_would_have_written_them(
     async with sessions() as session, session.begin():
         await session.execute(select(1))  # the transaction begins on the database
         await copy_rows(session, ORGANISATIONS, rows)
-        await copy_rows(session, DEAD_LETTERS, [letter])
+        second = {**letter, "event_id": uuid.uuid4(), "event": None}
+        await copy_rows(session, DEAD_LETTERS, [letter, second])
+        await copy_rows(
+            session,
+            ORGANISATIONS,
+            [{"kind": OrgKind.PROVIDER, "name": "Alleen", "agb_code": "73000003"}],
+        )
         # The same rows through an INSERT, to compare with.
         await session.execute(
             insert(ORGANISATIONS), [{**rows[0], "name": "Via insert", "agb_code": "73000002"}]
         )
     async with sessions() as session:
         stored = {o.name: o for o in (await session.scalars(select(Organisation))).all()}
-        parked = (await session.scalars(select(DeadLetter))).one()
+        parked, nothing = (await session.scalars(select(DeadLetter).order_by(DeadLetter.id))).all()
         raw = await session.execute(text("SELECT name, kind FROM organisations"))
         kinds = {str(row.name): str(row.kind) for row in raw}
     copied, inserted = stored["GGZ Voorbeeld"], stored["Via insert"]
@@ -75,6 +81,8 @@ async def test_rows_read_back_as_an_insert_would_have_written_them(
     assert inserted.created_at is not None
     assert stored["Zorgverzekeraar Voorbeeld"].agb_code is None
     assert parked.event == letter["event"] and parked.attempts == 5 and parked.replayed_at is None
+    assert nothing.event is None  # JSON null, as an INSERT writes None
+    assert stored["Alleen"].kind is OrgKind.PROVIDER  # one row: by INSERT
 
 
 async def test_outside_a_begun_transaction_it_refuses(
@@ -83,7 +91,14 @@ async def test_outside_a_begun_transaction_it_refuses(
     """COPY before the transaction's first statement would commit on its own: refused."""
     async with sessions() as session, session.begin():
         with pytest.raises(RuntimeError, match="outside a transaction"):
-            await copy_rows(session, ORGANISATIONS, [{"kind": OrgKind.PROVIDER, "name": "Los"}])
+            await copy_rows(
+                session,
+                ORGANISATIONS,
+                [
+                    {"kind": OrgKind.PROVIDER, "name": "Los"},
+                    {"kind": OrgKind.PROVIDER, "name": "Vast"},
+                ],
+            )
     async with sessions() as session:
         assert (await session.scalar(select(func.count()).select_from(Organisation))) == 0
 
@@ -91,7 +106,10 @@ async def test_outside_a_begun_transaction_it_refuses(
 async def test_a_violated_constraint_is_sqlalchemys_integrity_error_and_nothing_stays(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    twice = [{"kind": OrgKind.PROVIDER, "name": "Dubbel"}] * 2  # the name is unique
+    twice = [  # the name is unique
+        {"kind": OrgKind.PROVIDER, "name": "Dubbel", "agb_code": agb}
+        for agb in ("73000010", "73000011")
+    ]
     async with sessions() as session:
         await session.begin()
         await session.execute(select(1))

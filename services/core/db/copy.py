@@ -15,11 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ColumnDefault, Table, bindparam, text
+from sqlalchemy import ColumnDefault, Table, bindparam, insert, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 Processor = Callable[[Any], Any] | None
+# Fewer rows go in by INSERT: COPY takes one more round trip. One outbox event took 0.59 ms by
+# COPY and 0.54 by INSERT here; three took 0.70 and 0.86, a hundred 8.3 and 12.5.
+COPY_FROM = 2
 
 # Ids drawn in one statement, for rows whose ids the caller needs back (COPY returns none).
 _DRAW_IDS = text(
@@ -31,9 +34,12 @@ async def copy_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[
     """Insert `rows` (dicts with the same keys, column names) into `table` by COPY.
 
     The session's transaction must have begun on the database (a statement run in it): COPY
-    outside it would commit on its own.
+    outside it would commit on its own. A single row goes in by INSERT.
     """
     if not rows:
+        return
+    if len(rows) < COPY_FROM:
+        await session.execute(insert(table), list(rows))
         return
     given = list(rows[0])
     # Python-side defaults of the columns not given (an INSERT would apply them): uuid4 ids.
