@@ -136,6 +136,8 @@ class Batch:
     # Each loaded department's newest assessment before the batch (None: never judged): where it
     # is older than a hysteresis count's start, the database has nothing to count.
     newest_stored: dict[uuid.UUID, datetime | None] = field(default_factory=dict)
+    # The assessments to insert by department: a cell's hysteresis counts its members' own.
+    stored_by_department: dict[uuid.UUID, list[dict[str, Any]]] = field(default_factory=dict)
     # The alerts and coverage rows read (detached from the session; `write` updates them).
     loaded: list[Alert | RegionalCoverage] = field(default_factory=list)
 
@@ -174,11 +176,12 @@ class Batch:
     def store(self, row: dict[str, Any]) -> None:
         """An assessment to insert (counted at once by `reports_since`)."""
         self.assessments.append(row)
+        self.stored_by_department.setdefault(row["department_id"], []).append(row)
 
     def add(self, row: RegionalCoverage | Alert) -> None:
         self.added.append(row)
 
-    async def reports_since(self, department_ids: Iterable[object], since: datetime) -> int:
+    async def reports_since(self, department_ids: Iterable[uuid.UUID], since: datetime) -> int:
         """Assessments of a signal since `since` of these departments: stored, and this batch's."""
         ids = list(department_ids)
         if not ids:
@@ -190,14 +193,11 @@ class Batch:
                 stored = await self.session.scalar(
                     _REPORTS_SINCE, {"departments": ids, "since": since}
                 )
-        wanted = set(ids)
-        pending = sum(
-            1
-            for row in self.assessments
-            if row["department_id"] in wanted
-            and row["signal_id"] is not None
-            and row["assessed_at"] >= since
-        )
+        pending = 0
+        for department_id in set(ids):
+            for row in self.stored_by_department.get(department_id, []):
+                if row["signal_id"] is not None and row["assessed_at"] >= since:
+                    pending += 1
         return int(stored or 0) + pending
 
     def _none_stored_since(self, ids: list[Any], since: datetime) -> bool:
