@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Integer
 
-from services.core.db.copy import copy_rows
+from services.core.db.bulk import copy_rows
 from services.core.db.models import OutboxEvent
 from services.core.events.types import TOPIC_OF, EventType, Topic, partition_of
 
