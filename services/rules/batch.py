@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.types import Integer, String, Uuid
 
-from services.core.db.bulk import copy_rows, draw_ids, update_rows
+from services.core.db.bulk import copy_rows, draw_ids
 from services.core.db.models import Alert, AlertEvent, RegionalCoverage
 from services.core.db.models import Assessment as StoredAssessment
 from services.core.domain import AlertKind, Level, Scope
@@ -257,7 +257,7 @@ async def _insert(session: AsyncSession, rows: Sequence[Row]) -> None:
 
 
 async def _update(session: AsyncSession, rows: Sequence[Alert | RegionalCoverage]) -> None:
-    """Each row in the columns changed since it was read, one UPDATE per table and set of
+    """Each row in the columns changed since it was read, one statement per table and set of
     changed columns (`updated_at` set by the database)."""
     groups: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -268,9 +268,14 @@ async def _update(session: AsyncSession, rows: Sequence[Alert | RegionalCoverage
         changed = {k: getattr(row, k) for k in before if getattr(row, k) != before[k]}
         if changed:
             key = (cast(Table, row.__table__), tuple(sorted(changed)))
-            groups[key].append({"id": row.id, **changed})
-    for (table, _), values in groups.items():
-        await update_rows(session, table, values)
+            groups[key].append({"_id": row.id, **changed})
+    for (table, columns), values in groups.items():
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values({name: bindparam(name) for name in columns})
+        )
+        await session.execute(statement, values)
 
 
 def _cell_params(by_key: dict[CellKey, DepartmentFacts]) -> dict[str, list[Any]]:

@@ -14,7 +14,7 @@ from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.core.db.bulk import copy_rows, draw_ids, update_rows
+from services.core.db.bulk import copy_rows, draw_ids
 from services.core.db.engine import async_url
 from services.core.db.models import Assessment, DeadLetter, Organisation, OutboxEvent
 from services.core.domain import OrgKind
@@ -157,82 +157,3 @@ async def test_events_copied_to_the_outbox_wake_their_topics_listeners_at_commit
     assert [row.event_id for row in stored] == [event.id for event in events]
     assert all(isinstance(row.created_at, datetime) and row.created_at.tzinfo for row in stored)
     assert all(row.created_at <= datetime.now(UTC) for row in stored)
-
-
-async def test_update_rows_sets_each_rows_own_values_and_nothing_else(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
-    """One UPDATE for many rows: enums, JSON documents (lists too), NULL, and `updated_at` moved
-    by the database; rows and columns not named stay as they were."""
-    async with sessions() as session, session.begin():
-        await session.execute(select(1))
-        await copy_rows(
-            session,
-            ORGANISATIONS,
-            [
-                {"kind": OrgKind.PROVIDER, "name": f"Aanbieder {n}", "agb_code": f"7300002{n}"}
-                for n in range(3)
-            ],
-        )
-        letters = [
-            {
-                "consumer_group": "rules",
-                "event_id": uuid.uuid4(),
-                "topic": Topic.SIGNALS.value,
-                "event": {"n": n},
-                "error": "eerst",
-                "attempts": 1,
-            }
-            for n in range(3)
-        ]
-        await copy_rows(session, DEAD_LETTERS, letters)
-    async with sessions() as session:
-        before = {o.name: o for o in (await session.scalars(select(Organisation))).all()}
-        parked = (await session.scalars(select(DeadLetter).order_by(DeadLetter.id))).all()
-    async with sessions() as session, session.begin():
-        await update_rows(
-            session,
-            ORGANISATIONS,
-            [
-                {
-                    "id": before["Aanbieder 0"].id,
-                    "name": "Hernoemd",
-                    "kind": OrgKind.INSURER,
-                    "agb_code": None,
-                    "uzovi_code": "3312",
-                },
-                {
-                    "id": before["Aanbieder 1"].id,
-                    "name": "Aanbieder 1",
-                    "kind": OrgKind.PROVIDER,
-                    "agb_code": "73000099",
-                    "uzovi_code": None,
-                },
-            ],
-        )
-        await update_rows(
-            session,
-            DEAD_LETTERS,
-            [
-                {"id": parked[0].id, "event": [1, [2, 3]], "attempts": 4},
-                {"id": parked[2].id, "event": None, "attempts": 2},
-            ],
-        )
-    async with sessions() as session:
-        after = {o.id: o for o in (await session.scalars(select(Organisation))).all()}
-        letters_after = (await session.scalars(select(DeadLetter).order_by(DeadLetter.id))).all()
-    first, second, third = (after[before[f"Aanbieder {n}"].id] for n in range(3))
-    assert (first.name, first.kind, first.agb_code, first.uzovi_code) == (
-        "Hernoemd",
-        OrgKind.INSURER,
-        None,
-        "3312",
-    )
-    assert (second.name, second.agb_code) == ("Aanbieder 1", "73000099")
-    assert first.updated_at > before["Aanbieder 0"].updated_at
-    assert third.updated_at == before["Aanbieder 2"].updated_at and third.agb_code == "73000022"
-    assert [(d.event, d.attempts, d.error) for d in letters_after] == [
-        ([1, [2, 3]], 4, "eerst"),
-        ({"n": 1}, 1, "eerst"),
-        (None, 2, "eerst"),
-    ]

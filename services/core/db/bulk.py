@@ -1,4 +1,4 @@
-"""Bulk writes in the caller's transaction: new rows by COPY, changed rows by one UPDATE.
+"""Bulk inserts by COPY, in the caller's transaction.
 
 A batch of the rules worker inserts hundreds of assessments and events. As one multi-row INSERT
 (or an executemany) PostgreSQL plans and runs every row as a statement of its own; COPY streams
@@ -7,9 +7,6 @@ the rows into the table, and took half the time for the same rows here (docs/ben
 INSERT (enums to their text, JSON through the engine's serializer), so a row written here reads
 back as the ORM would have written it; columns left out get their server defaults, and triggers
 fire as for an INSERT.
-
-Changed rows go out as one UPDATE joined to the new values as arrays (`update_rows`), not an
-executemany that PostgreSQL runs row by row.
 """
 
 from __future__ import annotations
@@ -18,23 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import (
-    JSON,
-    Column,
-    ColumnDefault,
-    Dialect,
-    Label,
-    Table,
-    Text,
-    bindparam,
-    cast,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ColumnDefault, Table, bindparam, insert, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -105,38 +86,6 @@ async def draw_ids(
         _DRAW_IDS, {"table": table.name, "column": column, "count": count}
     )
     return sorted(found)
-
-
-async def update_rows(
-    session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]], key: str = "id"
-) -> None:
-    """Set the given columns of each row (dicts with the same keys: `key` and the columns) in
-    one statement; columns with an `onupdate` (`updated_at`) get it as in any UPDATE."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    dialect = (await session.connection()).dialect
-    new = select(
-        *(_unnested(table.c[name], [row[name] for row in rows], dialect) for name in columns)
-    ).subquery()
-    statement = (
-        update(table)
-        .where(table.c[key] == new.c[key])
-        .values({name: new.c[name] for name in columns if name != key})
-    )
-    await session.execute(statement)
-
-
-def _unnested(column: Column[Any], values: list[Any], dialect: Dialect) -> Label[Any]:
-    """`unnest(:values)` for one column. JSON documents go as text, cast back: a list in an
-    array parameter would be read as one more dimension of the array."""
-    name = column.key
-    if isinstance(column.type, JSON):
-        process = column.type.dialect_impl(dialect).bind_processor(dialect)
-        texts = [value if process is None else process(value) for value in values]
-        array = bindparam(f"v_{name}", texts, type_=ARRAY(Text()))
-        return cast(func.unnest(array), column.type).label(name)
-    return func.unnest(bindparam(f"v_{name}", values, type_=ARRAY(column.type))).label(name)
 
 
 def _default(default: ColumnDefault) -> Any:
