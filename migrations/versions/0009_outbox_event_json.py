@@ -7,6 +7,11 @@ worker's largest statement (docs/benchmarks.md, "Rules", fifth session). json ke
 written, checked for validity only: the same 685 events of a worker's batch went in by COPY in
 29 ms instead of 55.
 
+Backward compatible for one release, as deploy/README.md asks: jsonb to json is an assignment
+cast, so the previous release's INSERTs (which bind `::JSONB`) still go in, and its readers get
+the same documents back. The ALTER rewrites the table under an exclusive lock: the outbox holds
+what `vroegsignaal events prune` keeps (30 days by default), so it is short.
+
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-01
