@@ -264,6 +264,9 @@ def main() -> None:
     # Compiled by mypyc (`make native`) or interpreted, and why: VROEGSIGNAAL_NATIVE=0 measures
     # the Python source on the same machine (docs/rules.md, "Speed: the rules engine compiled").
     console.print(f"rules engine: {native.MODE}")
+    if args.breakdown and native.MODE.startswith("compiled"):
+        # The compiled worker calls its steps directly: wrapping their names times nothing.
+        parser.error("--breakdown times the worker's Python steps: run with VROEGSIGNAAL_NATIVE=0")
     result: dict[str, Any]
     if args.worker:
         import uvloop
