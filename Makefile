@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The rules engine compiled by mypyc (services/rules/native.py; its MODULES, the same list):
 # rebuilt when one of these sources changes. Until then the package runs them as Python.
-NATIVE_SOURCES = $(addprefix services/rules/,alerts.py batch.py conditions.py coverage.py evaluate.py explain.py loading.py reasons.py series.py state.py worker.py)
+NATIVE_SOURCES = $(addprefix services/rules/,alerts.py batch.py conditions.py coverage.py evaluate.py events.py explain.py loading.py reasons.py series.py state.py worker.py)
 NATIVE = services/rules/_native.json
 
 $(NATIVE): $(STAMP) $(NATIVE_SOURCES) services/rules/native.py

@@ -21,21 +21,12 @@ from services.core.domain import (
     AlertStatus,
     EscalationStep,
     Level,
-    Scope,
 )
 from services.core.events.outbox import NewEvent
-from services.core.events.payloads import Alert as AlertPart
-from services.core.events.payloads import (
-    AlertOpened,
-    AlertResolved,
-    AlertUpdated,
-    ResolutionReason,
-    Service,
-    new_event,
-)
+from services.core.events.payloads import ResolutionReason
 from services.rules.evaluate import Assessment
+from services.rules.events import alert_opened, alert_recovered, alert_updated, department_alert
 from services.rules.loading import DepartmentFacts
-from services.rules.reasons import for_event
 
 if TYPE_CHECKING:
     from services.rules.batch import Batch
@@ -108,9 +99,7 @@ def _open(
     batch.timeline.append(
         timeline_entry(alert, AlertEventType.OPENED, now, signal_id=str(signal_id))
     )
-    return new_event(
-        AlertOpened(alert=_part(facts, alert), signal_id=signal_id), source=Service.RULES
-    )
+    return alert_opened(department_alert(facts, alert), signal_id)
 
 
 def _update(
@@ -139,8 +128,7 @@ def _update(
             signal_id=str(signal_id),
         )
     )
-    payload = AlertUpdated(alert=_part(facts, alert), previous_level=previous, signal_id=signal_id)
-    return [new_event(payload, source=Service.RULES)]
+    return [alert_updated(department_alert(facts, alert), previous, signal_id)]
 
 
 def _resolve(batch: Batch, facts: DepartmentFacts, alert: Alert, now: datetime) -> NewEvent:
@@ -149,34 +137,4 @@ def _resolve(batch: Batch, facts: DepartmentFacts, alert: Alert, now: datetime) 
     alert.resolution = ResolutionReason.RECOVERED.value
     del batch.alerts[facts.id]
     batch.timeline.append(timeline_entry(alert, AlertEventType.RESOLVED, now, reason="recovered"))
-    payload = AlertResolved(
-        alert=_part(facts, alert),
-        reason=ResolutionReason.RECOVERED,
-        resolved_by=None,
-        note=None,
-    )
-    return new_event(payload, source=Service.RULES)
-
-
-def _part(facts: DepartmentFacts, alert: Alert) -> AlertPart:
-    return AlertPart(
-        id=alert.id,
-        kind=alert.kind,
-        department_id=facts.id,
-        department=facts.code,
-        provider_agb=facts.provider_agb,
-        region=facts.region,
-        care_type=facts.care_type,
-        cluster=facts.cluster,
-        scope=Scope(facts.scope),
-        level=alert.level,
-        status=alert.status,
-        escalation=alert.escalation,
-        no_alternative=alert.no_alternative,
-        reasons=for_event(alert.reasons),
-        opened_at=alert.opened_at,
-        escalated_at=alert.escalated_at,
-        acknowledged_at=alert.acknowledged_at,
-        resolved_at=alert.resolved_at,
-        ruleset_version=alert.ruleset_version,
-    )
+    return alert_recovered(department_alert(facts, alert))

@@ -30,18 +30,10 @@ from services.core.domain import (
     Scope,
 )
 from services.core.events.outbox import NewEvent
-from services.core.events.payloads import Alert as AlertPart
-from services.core.events.payloads import (
-    AlertOpened,
-    AlertResolved,
-    CoverageChanged,
-    ResolutionReason,
-    Service,
-    new_event,
-)
+from services.core.events.payloads import ResolutionReason
 from services.rules.alerts import timeline_entry
+from services.rules.events import alert_opened, alert_recovered, coverage_alert, coverage_changed
 from services.rules.loading import DepartmentFacts
-from services.rules.reasons import for_event
 
 if TYPE_CHECKING:
     from services.rules.batch import Batch
@@ -172,23 +164,13 @@ async def follow_cell(
         for name, value in figures.items():
             setattr(before, name, value)
     events = [
-        new_event(
-            CoverageChanged(
-                region=cell.region,
-                care_type=cell.care_type,
-                cluster=cell.cluster,
-                departments=figures["departments_active"],
-                threatened=figures["threatened"],
-                critical=figures["critical"],
-                capacity_total=figures["capacity_total"],
-                capacity_at_risk=figures["capacity_at_risk"],
-                no_alternative=cell.gap,
-                previous_level=previous_level,
-                level=level,
-                ruleset_version=ruleset_version,
-                changed_at=now,
-            ),
-            source=Service.RULES,
+        coverage_changed(
+            cell,
+            figures,
+            previous_level=previous_level,
+            level=level,
+            ruleset_version=ruleset_version,
+            changed_at=now,
         )
     ]
     return events + await _coverage_alert(
@@ -225,9 +207,7 @@ async def _coverage_alert(
         batch.coverage_alerts[key] = alert
         batch.add(alert)
         batch.timeline.append(timeline_entry(alert, AlertEventType.OPENED, now))
-        return [
-            new_event(AlertOpened(alert=_part(cell, alert), signal_id=None), source=Service.RULES)
-        ]
+        return [alert_opened(coverage_alert(cell, alert), None)]
     if cell.gap and alert is not None:
         alert.ok_since = None  # the gap is back: the hysteresis starts again when it closes
         return []
@@ -243,34 +223,7 @@ async def _coverage_alert(
     alert.resolution = ResolutionReason.RECOVERED.value
     del batch.coverage_alerts[key]
     batch.timeline.append(timeline_entry(alert, AlertEventType.RESOLVED, now))
-    payload = AlertResolved(
-        alert=_part(cell, alert), reason=ResolutionReason.RECOVERED, resolved_by=None, note=None
-    )
-    return [new_event(payload, source=Service.RULES)]
-
-
-def _part(cell: Cell, alert: Alert) -> AlertPart:
-    return AlertPart(
-        id=alert.id,
-        kind=AlertKind.COVERAGE,
-        department_id=None,
-        department=None,
-        provider_agb=None,
-        region=cell.region,
-        care_type=cell.care_type,
-        cluster=cell.cluster,
-        scope=Scope.REGIONAL if cell.region_id is not None else Scope.SUPRA_REGIONAL,
-        level=alert.level,
-        status=alert.status,
-        escalation=alert.escalation,
-        no_alternative=True,
-        reasons=for_event(alert.reasons),
-        opened_at=alert.opened_at,
-        escalated_at=alert.escalated_at,
-        acknowledged_at=alert.acknowledged_at,
-        resolved_at=alert.resolved_at,
-        ruleset_version=alert.ruleset_version,
-    )
+    return [alert_recovered(coverage_alert(cell, alert))]
 
 
 def with_member(cell: Cell, department_id: object, level: Level) -> Cell:

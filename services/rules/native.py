@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 PACKAGE = "services.rules"
 HERE = Path(__file__).resolve().parent
 # What runs per judgement: the pure evaluation (conditions, evaluate, explain, series, state) and
-# the worker around it (alerts, batch, coverage, loading, reasons, worker). Fully typed; what they
-# call in SQLAlchemy, asyncpg and pydantic stays as it is.
+# the worker around it (alerts, batch, coverage, events, loading, reasons, worker). Fully typed;
+# what they call in SQLAlchemy, asyncpg and pydantic stays as it is.
 MODULES = (
-    *("alerts", "batch", "conditions", "coverage", "evaluate", "explain", "loading", "reasons"),
-    *("series", "state", "worker"),
+    *("alerts", "batch", "conditions", "coverage", "evaluate", "events", "explain", "loading"),
+    *("reasons", "series", "state", "worker"),
 )
 GROUP = f"{PACKAGE}._native"
 RUNTIME = "_native__mypyc"  # the group's shared runtime library: services/rules/_native__mypyc*.so

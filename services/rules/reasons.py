@@ -53,5 +53,21 @@ def contract_document(reason: Found) -> dict[str, Any]:
 
 
 def for_event(reasons: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Stored reasons in the shape of the event contract (without the Dutch text)."""
-    return [{k: v for k, v in r.items() if k != "explanation_nl"} for r in reasons]
+    """Stored reasons as events carry them: the contract's fields in its order, no Dutch text.
+
+    A stored reason without one of the contract's fields fails here (KeyError), as the model
+    would refuse it; read back from jsonb, their keys come in jsonb's order, which this undoes.
+    """
+    return [
+        {
+            "rule_id": r["rule_id"],
+            "level": r["level"],
+            "kind": r["kind"],
+            "explanation": r["explanation"],
+            "figures": r["figures"],
+            "thresholds": r["thresholds"],
+            "norm": r["norm"],
+            "signal_ids": r["signal_ids"],
+        }
+        for r in reasons
+    ]

@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core import heap
-from services.core.domain import Scope, SignalKind
+from services.core.domain import SignalKind
 from services.core.events.consumer import Subscription
 from services.core.events.envelope import Event
-from services.core.events.payloads import AssessmentChanged, Service, new_event
+from services.core.events.outbox import NewEvent
 from services.core.events.types import EventType, Topic
 from services.core.metrics import ASSESSMENTS
 from services.rules.alerts import follow_assessment
@@ -40,6 +40,7 @@ from services.rules.coverage import (
     with_member,
 )
 from services.rules.evaluate import Assessment, evaluate
+from services.rules.events import assessment_changed
 from services.rules.loading import (
     DepartmentFacts,
     Loaded,
@@ -49,7 +50,7 @@ from services.rules.loading import (
     memory_document,
     remember,
 )
-from services.rules.reasons import for_event, reason_document
+from services.rules.reasons import reason_document
 from services.rules.ruleset import Ruleset
 
 log = logging.getLogger(__name__)
@@ -239,24 +240,17 @@ def _changed_event(
     now: datetime,
     signal_id: uuid.UUID | None,
     alone: bool,
-) -> Any:
-    payload = AssessmentChanged(
-        department_id=facts.id,
-        department=facts.code,
-        provider_agb=facts.provider_agb,
-        region=facts.region,
-        care_type=facts.care_type,
-        cluster=facts.cluster,
-        scope=Scope(facts.scope),
+) -> NewEvent:
+    return assessment_changed(
+        facts,
         previous_level=previous.level if previous is not None else None,
         level=assessment.level,
         no_alternative=alone,
-        reasons=for_event(reasons),
+        reasons=reasons,
         ruleset_version=assessment.ruleset_version,
         assessed_at=now,
         signal_id=signal_id,
     )
-    return new_event(payload, source=Service.RULES)
 
 
 def subscription(
