@@ -131,7 +131,7 @@ class Batch:
     coverage_alerts: dict[CellKey, Alert]
     assessments: list[dict[str, Any]] = field(default_factory=list)
     added: list[RegionalCoverage | Alert] = field(default_factory=list)
-    timeline: list[AlertEvent] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)  # `alerts.timeline_row`s
     events: list[NewEvent] = field(default_factory=list)
     # Each loaded department's newest assessment before the batch (None: never judged): where it
     # is older than a hysteresis count's start, the database has nothing to count.
@@ -232,12 +232,12 @@ class Batch:
         # to them.
         await _update(session, self.loaded)
         await _insert(session, self.added)
-        await _insert(session, self.timeline)
+        await copy_rows(session, cast(Table, AlertEvent.__table__), self.timeline)
         await record_events(session, self.events)  # once: the log's partition lock
         return ids
 
 
-Row = Alert | RegionalCoverage | AlertEvent
+Row = Alert | RegionalCoverage
 
 
 def _set_columns(row: Row) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from services.core.domain import (
 )
 from services.core.events.outbox import NewEvent
 from services.core.events.payloads import ResolutionReason
-from services.rules.alerts import timeline_entry
+from services.rules.alerts import timeline_row
 from services.rules.events import alert_opened, alert_recovered, coverage_alert, coverage_changed
 from services.rules.loading import DepartmentFacts
 
@@ -206,7 +206,7 @@ async def _coverage_alert(
         )
         batch.coverage_alerts[key] = alert
         batch.add(alert)
-        batch.timeline.append(timeline_entry(alert, AlertEventType.OPENED, now))
+        batch.timeline.append(timeline_row(alert, AlertEventType.OPENED, now))
         return [alert_opened(coverage_alert(cell, alert), None)]
     if cell.gap and alert is not None:
         alert.ok_since = None  # the gap is back: the hysteresis starts again when it closes
@@ -222,7 +222,7 @@ async def _coverage_alert(
     alert.resolved_at = now
     alert.resolution = ResolutionReason.RECOVERED.value
     del batch.coverage_alerts[key]
-    batch.timeline.append(timeline_entry(alert, AlertEventType.RESOLVED, now))
+    batch.timeline.append(timeline_row(alert, AlertEventType.RESOLVED, now))
     return [alert_recovered(coverage_alert(cell, alert))]
 
 

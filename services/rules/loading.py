@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -275,7 +275,7 @@ def catch_up(entry: Loaded, signal_id: uuid.UUID | None) -> None:
     reports, received = brought_up_to_date(
         entry.state.reports, entry.received, pending[:count], entry.since
     )
-    entry.state = replace(entry.state, reports=reports)
+    entry.state = entry.state.with_reports(reports)
     entry.received = received
     del pending[:count]
 

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core import heap
-from services.core.domain import SignalKind
+from services.core.domain import Level, SignalKind
 from services.core.events.consumer import Subscription
 from services.core.events.envelope import Event
 from services.core.events.outbox import NewEvent
@@ -54,6 +54,8 @@ from services.rules.reasons import reason_document
 from services.rules.ruleset import Ruleset
 
 log = logging.getLogger(__name__)
+# The counter of each level, looked up once (`labels` costs a few µs a judgement).
+_ASSESSED = {level: ASSESSMENTS.labels(level.value) for level in Level}
 
 GROUP = "rules"
 Clock = Callable[[], datetime]
@@ -192,7 +194,7 @@ async def _judge(
             "assessed_at": now,
         }
     )
-    ASSESSMENTS.labels(assessment.level.value).inc()
+    _ASSESSED[assessment.level].inc()
     if changed:
         batch.events.append(
             _changed_event(facts, assessment, reasons, previous, now, signal_id, alone)
@@ -215,7 +217,7 @@ async def _judge(
         stored_level = previous.level
     else:
         stored_level = assessment.level
-        entry.state = replace(entry.state, memory=assessment.memory)
+        entry.state = entry.state.with_memory(assessment.memory)
         entry.previous = Previous(assessment.level, rule_ids, now)
         entry.stored = len(batch.assessments) - 1
     batch.cells[key] = with_member(batch.cells[key], facts.id, stored_level)

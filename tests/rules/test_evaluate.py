@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -627,3 +628,17 @@ def five_sums(points: list[Point], limit: float) -> float | None:
     if slope <= 0:
         return None
     return max(0.0, (limit - (mean_y + slope * (xs[-1] - mean_x))) / slope)
+
+
+def test_a_state_with_newer_reports_or_memory_keeps_everything_else() -> None:
+    """`with_reports` and `with_memory` stand in for `dataclasses.replace`: every other field,
+    however many there are, must come through unchanged."""
+    state = department(report(SignalKind.STAFFING, 30, vacancy_rate=0.2), cluster=Cluster.ACUTE)
+    state.capacity = 24
+    newer = {SignalKind.CAPACITY: (report(SignalKind.CAPACITY, 1, beds_occupied=23),)}
+    memory = {"staffing.vacancies": RuleMemory(2, NOW)}
+    assert state.with_reports(newer) == replace(state, reports=newer)
+    assert state.with_memory(memory) == replace(state, memory=memory)
+    assert state.with_memory(memory).with_reports(newer) == replace(
+        state, memory=memory, reports=newer
+    )

@@ -242,11 +242,14 @@ class Applier:
     def _count(self, events: Sequence[Event], result: BatchResult) -> None:
         group = self.subscription.group
         now = datetime.now(UTC)
+        by_topic: dict[str, list[Event]] = {}
         for event in events:
-            metrics.EVENTS_APPLIED.labels(group, event.topic).inc()
-            metrics.EVENT_AGE.labels(group, event.topic).observe(
-                max(0.0, (now - event.time).total_seconds())
-            )
+            by_topic.setdefault(event.topic, []).append(event)
+        for topic, applied in by_topic.items():  # each label looked up once a batch
+            metrics.EVENTS_APPLIED.labels(group, topic).inc(len(applied))
+            age = metrics.EVENT_AGE.labels(group, topic)
+            for event in applied:
+                age.observe(max(0.0, (now - event.time).total_seconds()))
         if result.duplicates:
             metrics.EVENTS_DUPLICATE.labels(group).inc(result.duplicates)
         if result.dead_lettered:
