@@ -21,7 +21,7 @@ than the database spends answering them (docs/benchmarks.md, "Rules").
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import Uuid
+from sqlalchemy.types import DateTime, Uuid
 
 from services.core.db.models import WaitingTimeNorm
 from services.core.domain import Cluster, Level, SignalKind
@@ -68,7 +68,7 @@ _HISTORY = text(
     """
     SELECT dep.id AS department_id, a.id AS assessment_id, a.rule_memory, a.level, a.rule_ids,
            a.assessed_at, s.ids, s.kinds, s.observed, s.received, s.datas
-    FROM unnest(:departments) AS dep(id)
+    FROM unnest(:departments, :horizons) AS dep(id, horizon)
     LEFT JOIN LATERAL (
         SELECT id, rule_memory, level, assessed_at,
                -- the rule ids only: the reasons' texts are not needed to compare, and were
@@ -93,11 +93,23 @@ _HISTORY = text(
             FROM signals sg
             WHERE sg.department_id = dep.id AND sg.observed_at >= :since
               AND sg.id <> ALL(:batch)  -- the batch's own: added as they are judged
+              -- Not those later in the stream: stored already (a fast sender, a backlog), they
+              -- are judged, and added, in a later batch. Later: received at or after the
+              -- department's newest signal of the batch and not judged yet (one request's
+              -- signals share a receipt time; the stream may split them over batches).
+              AND (dep.horizon IS NULL OR sg.received_at < dep.horizon OR EXISTS (
+                  SELECT 1 FROM assessments j
+                  WHERE j.department_id = dep.id AND j.signal_id = sg.id
+              ))
         ) recent
         WHERE n <= :per_kind
     ) s ON true
     """
-).bindparams(bindparam("departments", type_=ARRAY(Uuid())), bindparam("batch", type_=ARRAY(Uuid())))
+).bindparams(
+    bindparam("departments", type_=ARRAY(Uuid())),
+    bindparam("horizons", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("batch", type_=ARRAY(Uuid())),
+)
 
 # What a remembered department (`cache.py`) needs read: its newest assessment's id, to tell
 # whether the entry still holds; and the batch's own signals, by id.
@@ -211,7 +223,9 @@ async def load_departments(
     With a `cache`, a department it still holds is not read again. The signals among
     `signal_ids` (the batch's, in the order of their events) are read apart, left `pending`, and
     added one by one as their judgements come (`catch_up`): each signal is judged with the ones
-    before it and not with the batch's later ones, as if it had come alone."""
+    before it and not with the batch's later ones, nor with the department's signals stored
+    already but later in the stream (a provider's next reports, sent before this one was
+    judged), as if it had come alone."""
     ids = sorted(set(department_ids))
     rows = (await session.execute(_LOAD, {"departments": ids, "day": now.date()})).all()
     if not rows:
@@ -224,11 +238,26 @@ async def load_departments(
         held = cache.valid({row.department_id: row.assessment_id for row in newest}, since)
     loaded: dict[uuid.UUID, Loaded] = {}
     batch = list(dict.fromkeys(signal_ids))
+    arrivals = await _arrived(session, found, batch)
     unknown = [department_id for department_id in found if department_id not in held]
     if unknown:
+        # Each department's newest receipt among the batch's signals: what was received from
+        # then on and is not judged yet comes later in the stream (`_HISTORY`).
+        horizons = [
+            max(received_at for _, received_at in arrivals[department_id])
+            if department_id in arrivals
+            else None
+            for department_id in unknown
+        ]
         pasts = await session.execute(
             _HISTORY,
-            {"departments": unknown, "since": since, "per_kind": PER_KIND, "batch": batch},
+            {
+                "departments": unknown,
+                "horizons": horizons,
+                "since": since,
+                "per_kind": PER_KIND,
+                "batch": batch,
+            },
         )
         for past in pasts:
             loaded[past.department_id] = _loaded(found[past.department_id], past, since)
@@ -236,7 +265,7 @@ async def load_departments(
         # What the window has moved past since goes (usually nothing: then as it was).
         reports, received = brought_up_to_date(entry.reports, entry.received, [], since)
         loaded[department_id] = _remembered(found[department_id], entry, reports, received, since)
-    for department_id, arrived in (await _arrived(session, found, batch)).items():
+    for department_id, arrived in arrivals.items():
         loaded[department_id].pending = arrived
     return {department_id: loaded[department_id] for department_id in found}
 
@@ -298,11 +327,11 @@ def remember(cache: StateCache, loaded: dict[uuid.UUID, Loaded]) -> None:
 
 
 def brought_up_to_date(
-    reports: Mapping[SignalKind, tuple[Report, ...]],
+    reports: dict[SignalKind, tuple[Report, ...]],
     received: dict[uuid.UUID, datetime],
     arrived: list[tuple[Report, datetime]],
     since: datetime,
-) -> tuple[Mapping[SignalKind, tuple[Report, ...]], dict[uuid.UUID, datetime]]:
+) -> tuple[dict[SignalKind, tuple[Report, ...]], dict[uuid.UUID, datetime]]:
     """The reports with the arrived ones added, as `_HISTORY` would read them now: per kind
     the newest `PER_KIND` observed since `since` (by observation, then receipt), oldest first
     (ties by id, as its `ORDER BY`).
@@ -353,7 +382,7 @@ def _loaded(row: Any, past: Any, since: datetime) -> Loaded:
 def _remembered(
     row: Any,
     entry: Remembered,
-    reports: Mapping[SignalKind, tuple[Report, ...]],
+    reports: dict[SignalKind, tuple[Report, ...]],
     received: dict[uuid.UUID, datetime],
     since: datetime,
 ) -> Loaded:
@@ -363,7 +392,7 @@ def _remembered(
 
 
 def _facts_and_state(
-    row: Any, reports: Mapping[SignalKind, tuple[Report, ...]], memory: Mapping[str, RuleMemory]
+    row: Any, reports: dict[SignalKind, tuple[Report, ...]], memory: dict[str, RuleMemory]
 ) -> tuple[DepartmentFacts, DepartmentState]:
     cluster = Cluster(row.cluster)
     facts = DepartmentFacts(
