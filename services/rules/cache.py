@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -39,9 +38,9 @@ class Remembered:
 
     token: int | None  # the id of the newest stored assessment (None: never judged)
     since: datetime  # the start of the window the reports were kept for
-    reports: Mapping[SignalKind, tuple[Report, ...]]
+    reports: dict[SignalKind, tuple[Report, ...]]
     received: dict[uuid.UUID, datetime]  # of each report kept: when it was received
-    memory: Mapping[str, RuleMemory]
+    memory: dict[str, RuleMemory]
     previous: Previous | None
 
 

@@ -119,7 +119,7 @@ class Assessment:
     level: Level
     score: int
     reasons: tuple[Reason, ...]
-    memory: Mapping[str, RuleMemory]
+    memory: dict[str, RuleMemory]
     ruleset_version: str
 
     def __init__(
@@ -127,7 +127,7 @@ class Assessment:
         level: Level,
         score: int,
         reasons: tuple[Reason, ...],
-        memory: Mapping[str, RuleMemory] | None = None,
+        memory: dict[str, RuleMemory] | None = None,
         ruleset_version: str = "",
     ) -> None:
         self.level = level
@@ -204,9 +204,9 @@ def evaluate(
             reason = _composite(step, plain, seen)
             if reason is not None:
                 reasons.append(reason)
-    level = max((r.level for r in reasons), key=ORDER.__getitem__)
     if len(reasons) > 1:
-        reasons.sort(key=lambda r: (-ORDER[r.level], r.rule_id))
+        _most_severe_first(reasons)
+    level = reasons[0].level
     return Assessment(
         level=level,
         score=sum(WEIGHT[r.level] for r in reasons),
@@ -214,6 +214,24 @@ def evaluate(
         memory=run.memory,
         ruleset_version=ruleset.version,
     )
+
+
+def _most_severe_first(reasons: list[Reason]) -> None:
+    """Sort in place by level (most severe first), then rule id: an insertion sort, as
+    `sort(key=...)` would order them. A handful of reasons; compiled, this is a C loop, where
+    `sort` called a key function through Python per reason."""
+    for i in range(1, len(reasons)):
+        reason = reasons[i]
+        rank, rule_id = ORDER[reason.level], reason.rule_id
+        j = i - 1
+        while j >= 0:
+            other = reasons[j]
+            other_rank = ORDER[other.level]
+            if other_rank > rank or (other_rank == rank and other.rule_id <= rule_id):
+                break
+            reasons[j + 1] = other
+            j -= 1
+        reasons[j + 1] = reason
 
 
 def _plan(
@@ -460,7 +478,7 @@ class _Run:
         return times, values
 
 
-def _composite(step: _Step, reasons: tuple[Reason, ...], seen: Mapping[str, Any]) -> Reason | None:
+def _composite(step: _Step, reasons: tuple[Reason, ...], seen: dict[str, Any]) -> Reason | None:
     """Independent reasons from different signal kinds, together, raise the level."""
     floor = step.floor
     kinds = {
@@ -471,21 +489,33 @@ def _composite(step: _Step, reasons: tuple[Reason, ...], seen: Mapping[str, Any]
     }
     if len(kinds) < step.min_kinds:
         return None
-    extra = {"value": float(len(kinds)), "kinds": ", ".join(sorted(kinds))}
-    ids = tuple(i for r in reasons if kinds.intersection(r.signal_kinds) for i in r.signal_ids)
-    return _reason(step, seen, extra, tuple(sorted(kinds)), tuple(dict.fromkeys(ids)))
+    ordered = sorted(kinds)
+    extra = {"value": float(len(kinds)), "kinds": ", ".join(ordered)}
+    ids: list[uuid.UUID] = []
+    cited: set[uuid.UUID] = set()
+    for r in reasons:
+        if any(kind in kinds for kind in r.signal_kinds):
+            for signal_id in r.signal_ids:
+                if signal_id not in cited:
+                    cited.add(signal_id)
+                    ids.append(signal_id)
+    return _reason(step, seen, extra, tuple(ordered), tuple(ids))
 
 
 def _reason(
     step: _Step,
-    seen: Mapping[str, Any],
+    seen: dict[str, Any],
     extra: dict[str, Any],
     kinds: tuple[SignalKind, ...],
     ids: tuple[uuid.UUID, ...],
 ) -> Reason:
     cited = {}
     for name, group, rest in step.cites:
-        value = seen[group].get(rest[0]) if len(rest) == 1 else lookup(seen, name)
+        if len(rest) == 1:
+            figures_of: dict[str, Any] = seen[group]  # a dict: `.get` compiles to a C lookup
+            value = figures_of.get(rest[0])
+        else:
+            value = lookup(seen, name)
         if value is not None:
             cited[name] = value
     limit = extra.pop("limit", None)

@@ -9,7 +9,6 @@ figures (vacancy rate, bed occupancy, days until a closure) worked out once here
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -77,9 +76,11 @@ class DepartmentState:
     scope: str
     capacity: int | None
     registered_at: datetime
-    norms: Mapping[str, float] | None  # {"aanmeld_weeks": 4.0, "behandel_weeks": 10.0}
-    reports: Mapping[SignalKind, tuple[Report, ...]]  # oldest first, per kind
-    memory: Mapping[str, RuleMemory]
+    norms: dict[str, float] | None  # {"aanmeld_weeks": 4.0, "behandel_weeks": 10.0}
+    # Dicts, not Mappings: compiled (native.py), `.get` on a dict is a C lookup, on a Mapping a
+    # method call through Python (a fifth of an evaluation's instructions, docs/benchmarks.md).
+    reports: dict[SignalKind, tuple[Report, ...]]  # oldest first, per kind
+    memory: dict[str, RuleMemory]
 
     def __init__(
         self,
@@ -89,9 +90,9 @@ class DepartmentState:
         scope: str,
         capacity: int | None,
         registered_at: datetime,
-        norms: Mapping[str, float] | None,
-        reports: Mapping[SignalKind, tuple[Report, ...]],
-        memory: Mapping[str, RuleMemory] | None = None,
+        norms: dict[str, float] | None,
+        reports: dict[SignalKind, tuple[Report, ...]],
+        memory: dict[str, RuleMemory] | None = None,
     ) -> None:
         self.department_id = department_id
         self.care_type = care_type
@@ -103,7 +104,7 @@ class DepartmentState:
         self.reports = reports
         self.memory = {} if memory is None else memory
 
-    def with_reports(self, reports: Mapping[SignalKind, tuple[Report, ...]]) -> DepartmentState:
+    def with_reports(self, reports: dict[SignalKind, tuple[Report, ...]]) -> DepartmentState:
         """This state with newer reports (`dataclasses.replace` cost 3 µs a judgement)."""
         return DepartmentState(
             self.department_id,
@@ -117,7 +118,7 @@ class DepartmentState:
             self.memory,
         )
 
-    def with_memory(self, memory: Mapping[str, RuleMemory]) -> DepartmentState:
+    def with_memory(self, memory: dict[str, RuleMemory]) -> DepartmentState:
         """This state with the rules' memory of a newer judgement."""
         return DepartmentState(
             self.department_id,
@@ -163,7 +164,7 @@ def _day(value: Any) -> date | None:
     return None
 
 
-def _numbers(data: Mapping[str, Any]) -> dict[str, Any]:
+def _numbers(data: dict[str, Any]) -> dict[str, Any]:
     """The numbers of a report as doubles (as `_number`, inlined: this runs per evaluation).
 
     JSON gives exact floats and ints, checked by type first; `isinstance` is left for the odd

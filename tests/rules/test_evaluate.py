@@ -18,9 +18,9 @@ from services.core.domain import Cluster, Level, SignalKind
 from services.core.reference.files import packaged_care_types
 from services.rules.cases import department_state, load_cases
 from services.rules.conditions import ERROR, Unsure, compile_condition
-from services.rules.evaluate import Assessment, evaluate
+from services.rules.evaluate import ORDER, Assessment, Reason, _most_severe_first, evaluate
 from services.rules.explain import compile_template, render, render_template
-from services.rules.ruleset import Ruleset, load_ruleset
+from services.rules.ruleset import RuleKind, Ruleset, load_ruleset
 from services.rules.series import Point, days_until_limit
 from services.rules.state import DepartmentState, Report, RuleMemory
 
@@ -133,7 +133,7 @@ def department(
         registered_at=NOW - timedelta(days=registered_days_ago),
         norms={"aanmeld_weeks": 4.0, "behandel_weeks": 10.0},
         reports={kind: tuple(items) for kind, items in by_kind.items()},
-        memory=memory or {},
+        memory=dict(memory or {}),
     )
 
 
@@ -635,10 +635,36 @@ def test_a_state_with_newer_reports_or_memory_keeps_everything_else() -> None:
     however many there are, must come through unchanged."""
     state = department(report(SignalKind.STAFFING, 30, vacancy_rate=0.2), cluster=Cluster.ACUTE)
     state.capacity = 24
-    newer = {SignalKind.CAPACITY: (report(SignalKind.CAPACITY, 1, beds_occupied=23),)}
+    newer: dict[SignalKind, tuple[Report, ...]] = {
+        SignalKind.CAPACITY: (report(SignalKind.CAPACITY, 1, beds_occupied=23),)
+    }
     memory = {"staffing.vacancies": RuleMemory(2, NOW)}
     assert state.with_reports(newer) == replace(state, reports=newer)
     assert state.with_memory(memory) == replace(state, memory=memory)
     assert state.with_memory(memory).with_reports(newer) == replace(
         state, memory=memory, reports=newer
     )
+
+
+def test_reasons_are_ordered_most_severe_first_then_by_rule_id() -> None:
+    """`_most_severe_first` orders as `sort(key=(-level, rule id))` would, ties kept in turn."""
+    rng = random.Random(5)  # noqa: S311 - repeatable test data
+    for _ in range(500):
+        reasons = [
+            Reason(
+                rule_id=rng.choice(["a.one", "b.two", "c.three", "d.four"]),
+                kind=RuleKind.THRESHOLD,
+                level=rng.choice(list(Level)),
+                signal_kinds=(),
+                explanation={},
+                figures={"n": n},  # tells equal ones apart
+                limit=None,
+                signal_ids=(),
+            )
+            for n in range(rng.randint(0, 9))
+        ]
+        expected = sorted(reasons, key=lambda r: (-ORDER[r.level], r.rule_id))
+        _most_severe_first(reasons)
+        assert [(r.level, r.rule_id, r.figures["n"]) for r in reasons] == [
+            (r.level, r.rule_id, r.figures["n"]) for r in expected
+        ]
