@@ -106,6 +106,15 @@ class DepartmentState:
 
     def with_reports(self, reports: dict[SignalKind, tuple[Report, ...]]) -> DepartmentState:
         """This state with newer reports (`dataclasses.replace` cost 3 µs a judgement)."""
+        return self._with(reports, self.memory)
+
+    def with_memory(self, memory: dict[str, RuleMemory]) -> DepartmentState:
+        """This state with the rules' memory of a newer judgement."""
+        return self._with(self.reports, memory)
+
+    def _with(
+        self, reports: dict[SignalKind, tuple[Report, ...]], memory: dict[str, RuleMemory]
+    ) -> DepartmentState:
         return DepartmentState(
             self.department_id,
             self.care_type,
@@ -115,20 +124,6 @@ class DepartmentState:
             self.registered_at,
             self.norms,
             reports,
-            self.memory,
-        )
-
-    def with_memory(self, memory: dict[str, RuleMemory]) -> DepartmentState:
-        """This state with the rules' memory of a newer judgement."""
-        return DepartmentState(
-            self.department_id,
-            self.care_type,
-            self.cluster,
-            self.scope,
-            self.capacity,
-            self.registered_at,
-            self.norms,
-            self.reports,
             memory,
         )
 

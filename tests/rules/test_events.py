@@ -1,7 +1,8 @@
 """The worker builds its events by hand for speed; each must be what the contract's model makes.
 
-The oracle is the pydantic path the worker used before (`new_event` of the payload model): the
-same type, source, subject and key, and the same `data` byte for byte (orjson keeps key order).
+The oracle is the pydantic path the worker used before (`new_event` of the payload model), with
+the alert part as the notifier makes it for its own events: the same type, source, subject and
+key, and the same `data` byte for byte (orjson keeps key order).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from services.core.db.models import Alert
+from services.core.db.models import Alert, Department
 from services.core.domain import (
     AlertKind,
     AlertStatus,
@@ -34,6 +35,7 @@ from services.core.events.payloads import (
     Service,
     new_event,
 )
+from services.notify.parties import AlertContext
 from services.rules import events
 from services.rules.cases import run_cases
 from services.rules.coverage import Cell, Member, gap_reason, no_alternative_reason
@@ -119,51 +121,32 @@ def assert_same(built: NewEvent, model: NewEvent) -> None:
 
 
 def department_part(department: DepartmentFacts, row: Alert) -> AlertPart:
-    return AlertPart(
-        id=row.id,
-        kind=row.kind,
-        department_id=department.id,
-        department=department.code,
+    """The notifier's view of the same alert: what its events and the alert API carry."""
+    return AlertContext(
+        alert=row,
+        department=Department(code=department.code),
         provider_agb=department.provider_agb,
-        region=department.region,
-        care_type=department.care_type,
-        cluster=department.cluster,
+        provider_name=None,
+        region_code=department.region,
+        region_name=None,
+        care_type_name="",
+        cluster=department.cluster.value,
         scope=Scope(department.scope),
-        level=row.level,
-        status=row.status,
-        escalation=row.escalation,
-        no_alternative=row.no_alternative,
-        reasons=for_event(row.reasons),
-        opened_at=row.opened_at,
-        escalated_at=row.escalated_at,
-        acknowledged_at=row.acknowledged_at,
-        resolved_at=row.resolved_at,
-        ruleset_version=row.ruleset_version,
-    )
+    ).part()
 
 
 def coverage_part(cell: Cell, row: Alert) -> AlertPart:
-    return AlertPart(
-        id=row.id,
-        kind=AlertKind.COVERAGE,
-        department_id=None,
+    return AlertContext(
+        alert=row,
         department=None,
         provider_agb=None,
-        region=cell.region,
-        care_type=cell.care_type,
-        cluster=cell.cluster,
+        provider_name=None,
+        region_code=cell.region,
+        region_name=None,
+        care_type_name="",
+        cluster=cell.cluster.value,
         scope=Scope.REGIONAL if cell.region_id is not None else Scope.SUPRA_REGIONAL,
-        level=row.level,
-        status=row.status,
-        escalation=row.escalation,
-        no_alternative=True,
-        reasons=for_event(row.reasons),
-        opened_at=row.opened_at,
-        escalated_at=row.escalated_at,
-        acknowledged_at=row.acknowledged_at,
-        resolved_at=row.resolved_at,
-        ruleset_version=row.ruleset_version,
-    )
+    ).part()
 
 
 def test_assessment_changed_is_what_the_contract_makes() -> None:
@@ -213,6 +196,7 @@ def test_department_alert_events_are_what_the_contract_makes() -> None:
             reasons,
             moment,
             department_id=department.id,
+            care_type_code=department.care_type,
             no_alternative=number % 2 == 1,
             escalated_at=moment + timedelta(days=1) if number % 3 else None,
             acknowledged_at=moment + timedelta(days=2) if number % 3 == 2 else None,
