@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from services.rules.coverage import Cell  # which builds its events here
 
 _SOURCE = Service.RULES.value
+# The counts of a coverage cell, which the contract holds to be 0 or more.
+_COUNTS = ("departments_active", "threatened", "critical", "capacity_total", "capacity_at_risk")
 
 
 def json_time(moment: datetime) -> str:
@@ -214,6 +216,3 @@ def coverage_changed(
     }
     key = coverage_key(cell.region, cell.care_type)
     return _event(EventType.COVERAGE_CHANGED, key, key, data)
-
-
-_COUNTS = ("departments_active", "threatened", "critical", "capacity_total", "capacity_at_risk")

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +24,6 @@ from services.core import heap
 from services.core.domain import Level, SignalKind
 from services.core.events.consumer import Subscription
 from services.core.events.envelope import Event
-from services.core.events.outbox import NewEvent
 from services.core.events.types import EventType, Topic
 from services.core.metrics import ASSESSMENTS
 from services.rules.alerts import follow_assessment
@@ -42,7 +40,6 @@ from services.rules.coverage import (
 from services.rules.evaluate import Assessment, evaluate
 from services.rules.events import assessment_changed
 from services.rules.loading import (
-    DepartmentFacts,
     Loaded,
     Previous,
     catch_up,
@@ -197,7 +194,16 @@ async def _judge(
     _ASSESSED[assessment.level].inc()
     if changed:
         batch.events.append(
-            _changed_event(facts, assessment, reasons, previous, now, signal_id, alone)
+            assessment_changed(
+                facts,
+                previous_level=previous.level if previous is not None else None,
+                level=assessment.level,
+                no_alternative=alone,
+                reasons=reasons,
+                ruleset_version=assessment.ruleset_version,
+                assessed_at=now,
+                signal_id=signal_id,
+            )
         )
     batch.events.extend(
         await follow_assessment(
@@ -232,27 +238,6 @@ async def _judge(
         )
     )
     return assessment
-
-
-def _changed_event(
-    facts: DepartmentFacts,
-    assessment: Assessment,
-    reasons: list[dict[str, Any]],
-    previous: Previous | None,
-    now: datetime,
-    signal_id: uuid.UUID | None,
-    alone: bool,
-) -> NewEvent:
-    return assessment_changed(
-        facts,
-        previous_level=previous.level if previous is not None else None,
-        level=assessment.level,
-        no_alternative=alone,
-        reasons=reasons,
-        ruleset_version=assessment.ruleset_version,
-        assessed_at=now,
-        signal_id=signal_id,
-    )
 
 
 def subscription(
