@@ -1,34 +1,32 @@
-"""Rule conditions as closures over the figures: the common part of CEL, without the `cel` package.
+"""Rule conditions over the figures in plain Python: the common part of CEL, without `cel`.
 
 Handing figures to the `cel` package costs about 2 µs per figure (each is converted into a CEL
 value), more than a whole condition, and an evaluation would pay it for every figure a rule might
 read (docs/benchmarks.md, "Rules"). So the part of CEL that rulesets keep to is compiled a second
-time, into closures over the plain dicts of `state.figures`: figures (`staffing.sick_leave_pct`),
+time, into objects over the plain dicts of `state.figures`: figures (`staffing.sick_leave_pct`),
 `has()`, double, string and bool literals, `==`, `!=`, `<`, `<=`, `>`, `>=`, `+`, `-`, `*`, `/`,
 unary `!` and `-`, `&&`, `||` and parentheses. An expression with anything else (integers,
-functions, macros, lists, `in`, `?:`, …) gets no closure and runs as the CEL program only.
+functions, macros, lists, `in`, `?:`, …) is not compiled here and runs as the CEL program only.
 
-The closures give the CEL program's answer, as the `cel` package computes it: a missing figure is
+These give the CEL program's answer, as the `cel` package computes it: a missing figure is
 an error; `&&` and `||` absorb errors from either side (`false && error` is false, `error || true`
 is true); an error anywhere else makes the whole an error; a condition holds only when it is
 `true`. For a value whose answer they are not sure of (a type other than the doubles, strings and
 bools that `figures` gives, values of two types compared, NaN ordered, a division by zero) they
 raise `Unsure`, and the caller runs the CEL program instead. tests/rules/test_evaluate.py holds
-the closures to the programs' answers over the default ruleset and a list of awkward expressions.
+them to the programs' answers over the default ruleset and a list of awkward expressions.
 """
 
 from __future__ import annotations
 
-import operator
 import re
-from collections.abc import Callable
 from typing import Any, ClassVar, Final, TypeAlias
 
 import cel
 
 
 class Unsure(Exception):
-    """The closures cannot give CEL's exact answer for these values: ask the CEL program."""
+    """The conditions here cannot give CEL's exact answer for these values: ask the CEL program."""
 
 
 class CelError:
@@ -42,9 +40,6 @@ class CelError:
 
 ERROR: Final = CelError()
 Value: TypeAlias = float | str | bool | CelError
-# The figures as `state.figures` makes them: a dict, so that compiled (native.py) a lookup is
-# a dict lookup, not a call of a `Mapping` method.
-Condition: TypeAlias = Callable[[dict[str, Any]], Value]
 
 _TOKEN = re.compile(
     r"[ \t\r\n\f]*(?:"
@@ -61,20 +56,20 @@ _RESERVED = frozenset(
         *("var", "void", "while"),
     }
 )
-_RELATIONS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
-_ARITHMETIC: dict[str, Callable[[float, float], float]] = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": operator.truediv,
-}
+# Operators as small numbers: compiled (native.py), `_holds` and `_Arithmetic` compare and
+# compute doubles in C, where `operator.ge` and its kind were a call through Python each.
+_EQ: Final = 0
+_NE: Final = 1
+_LT: Final = 2
+_LE: Final = 3
+_GT: Final = 4
+_GE: Final = 5
+_RELATIONS: Final = {"==": _EQ, "!=": _NE, "<": _LT, "<=": _LE, ">": _GT, ">=": _GE}
+_ADD: Final = 0
+_SUB: Final = 1
+_MUL: Final = 2
+_DIV: Final = 3
+_ARITHMETIC: Final = {"+": _ADD, "-": _SUB, "*": _MUL, "/": _DIV}
 _PLAIN: Final = frozenset({float, str, bool})  # the types of the values `state.figures` gives
 
 # The parsed expression, as tuples: ("literal", value), ("figure", group, name),
@@ -84,11 +79,11 @@ Node: TypeAlias = tuple[Any, ...]
 
 
 class _NotSubset(Exception):
-    """The expression uses more of CEL than the closures do."""
+    """The expression uses more of CEL than the conditions here do."""
 
 
 def compile_condition(program: cel.Program | None) -> Condition | None:
-    """The program as closures over the figures; None if it uses more of CEL than they do."""
+    """The program as a `Condition` over the figures; None if it uses more of CEL than they do."""
     if program is None:
         return None
     tokens: list[tuple[str, str]] = []
@@ -97,7 +92,7 @@ def compile_condition(program: cel.Program | None) -> Condition | None:
         match = _TOKEN.match(source, at)
         if match is None:
             if source[at:].strip(" \t\r\n\f"):
-                return None  # something the closures do not know: `[`, `?`, `%`, `//`, `1`, …
+                return None  # something not compiled here: `[`, `?`, `%`, `//`, `1`, …
             break
         kind = match.lastgroup or ""
         tokens.append((kind, match.group(kind)))
@@ -198,55 +193,58 @@ class _Parser:
         return group, name
 
 
-# --- closures ------------------------------------------------------------------------------------
+# --- the conditions ------------------------------------------------------------------------------
+# Each node of an expression is an object with a `value` method. Compiled (native.py), calling
+# `value` on one is a C call through its class's method table, where a closure was a call through
+# Python (its argument parsed, its answer boxed): a fifth of an evaluation (docs/benchmarks.md).
+
+
+class Condition:
+    """A condition over the figures as `state.figures` makes them (a dict of dicts): `value`
+    gives the CEL program's answer for them, or raises `Unsure`."""
+
+    def value(self, seen: dict[str, Any]) -> Value:
+        raise NotImplementedError
+
+    def __call__(self, seen: dict[str, Any]) -> Value:
+        return self.value(seen)
 
 
 def _group(seen: dict[str, Any], name: str) -> dict[str, Any]:
     group = seen.get(name)
     if type(group) is not dict:
         raise Unsure  # `figures` always gives each group as a dict; anything else: ask CEL
-    return group
+    found: dict[str, Any] = group
+    return found
 
 
-def _emit(node: Node) -> Condition:
-    kind = node[0]
-    if kind == "literal":
-        value = node[1]
-        return lambda seen: value
-    if kind == "figure":
-        return _figure(node[1], node[2])
-    if kind == "has":
-        group, name = node[1], node[2]
-        return lambda seen: name in _group(seen, group)
-    if kind == "relation":
-        return _relation(node[1], node[2], node[3])
-    if kind == "arithmetic":
-        return _arithmetic(node[1], _emit(node[2]), _emit(node[3]))
-    if kind == "negate":
-        return _negate(_emit(node[1]))
-    if kind == "not":
-        return _not(_emit(node[1]))
-    if kind == "and":
-        return _conjunction(_flatten("and", node))
-    return _disjunction([_emit(part) for part in _flatten("or", node)])
-
-
-def _flatten(kind: str, node: Node) -> list[Node]:
-    """`a && b && c` as [a, b, c]: the same answer however CEL groups it (errors are absorbed
-    by `false` from any side, so the result does not depend on the grouping)."""
-    if node[0] != kind:
-        return [node]
-    return _flatten(kind, node[1]) + _flatten(kind, node[2])
-
-
-def _figure(group: str, name: str) -> Condition:
-    def figure(seen: dict[str, Any]) -> Value:
-        value = _group(seen, group).get(name, ERROR)
-        if value is ERROR or type(value) in _PLAIN:
-            return value  # type: ignore[no-any-return]
-        raise Unsure
-
-    return figure
+def _holds(op: int, a: Any, b: Any) -> bool:
+    """`a op b` for two values of one plain type (the caller checked): doubles compared in C."""
+    if type(a) is float:
+        x: float = a
+        y: float = b
+        if op == _GE:
+            return x >= y
+        if op == _LT:
+            return x < y
+        if op == _GT:
+            return x > y
+        if op == _LE:
+            return x <= y
+        if op == _EQ:
+            return x == y
+        return x != y
+    if op == _EQ:
+        return bool(a == b)
+    if op == _NE:
+        return bool(a != b)
+    if op == _LT:
+        return bool(a < b)
+    if op == _LE:
+        return bool(a <= b)
+    if op == _GT:
+        return bool(a > b)
+    return bool(a >= b)
 
 
 def _checked(a: Value, b: Value, ordering: bool) -> None:
@@ -258,170 +256,265 @@ def _checked(a: Value, b: Value, ordering: bool) -> None:
         raise Unsure  # CEL refuses to order NaN
 
 
-def _relation(op: str, left: Node, right: Node) -> Condition:
-    compare = _RELATIONS[op]
-    ordering = op not in ("==", "!=")
-    first, second = _emit(left), _emit(right)
+def _emit(node: Node) -> Condition:
+    kind = node[0]
+    if kind == "literal":
+        return _Literal(node[1])
+    if kind == "figure":
+        return _Figure(node[1], node[2])
+    if kind == "has":
+        return _Has(node[1], node[2])
+    if kind == "relation":
+        return _Relation(node[1], _emit(node[2]), _emit(node[3]))
+    if kind == "arithmetic":
+        return _Arithmetic(node[1], _emit(node[2]), _emit(node[3]))
+    if kind == "negate":
+        return _Negate(_emit(node[1]))
+    if kind == "not":
+        return _Not(_emit(node[1]))
+    if kind == "and":
+        return _conjunction(_flatten("and", node))
+    return _Disjunction([_emit(part) for part in _flatten("or", node)])
 
-    def relation(seen: dict[str, Any]) -> Value:
-        a, b = first(seen), second(seen)
+
+def _flatten(kind: str, node: Node) -> list[Node]:
+    """`a && b && c` as [a, b, c]: the same answer however CEL groups it (errors are absorbed
+    by `false` from any side, so the result does not depend on the grouping)."""
+    if node[0] != kind:
+        return [node]
+    return _flatten(kind, node[1]) + _flatten(kind, node[2])
+
+
+class _Literal(Condition):
+    def __init__(self, constant: Value) -> None:
+        self.constant = constant
+
+    def value(self, seen: dict[str, Any]) -> Value:
+        return self.constant
+
+
+class _Figure(Condition):
+    def __init__(self, group: str, name: str) -> None:
+        self.group = group
+        self.name = name
+
+    def value(self, seen: dict[str, Any]) -> Value:
+        value = _group(seen, self.group).get(self.name, ERROR)
+        if value is ERROR or type(value) in _PLAIN:
+            return value  # type: ignore[no-any-return]
+        raise Unsure
+
+
+class _Has(Condition):
+    def __init__(self, group: str, name: str) -> None:
+        self.group = group
+        self.name = name
+
+    def value(self, seen: dict[str, Any]) -> Value:
+        return self.name in _group(seen, self.group)
+
+
+class _Relation(Condition):
+    def __init__(self, op: str, first: Condition, second: Condition) -> None:
+        self.op = _RELATIONS[op]
+        self.ordering = op not in ("==", "!=")
+        self.first = first
+        self.second = second
+
+    def value(self, seen: dict[str, Any]) -> Value:
+        a, b = self.first.value(seen), self.second.value(seen)
         if a is ERROR or b is ERROR:
             return ERROR
-        _checked(a, b, ordering)
-        return compare(a, b)
-
-    return relation
+        _checked(a, b, self.ordering)
+        return _holds(self.op, a, b)
 
 
-def _arithmetic(op: str, first: Condition, second: Condition) -> Condition:
-    compute = _ARITHMETIC[op]
-    divide = op == "/"
+class _Arithmetic(Condition):
+    def __init__(self, op: str, first: Condition, second: Condition) -> None:
+        self.op = _ARITHMETIC[op]
+        self.first = first
+        self.second = second
 
-    def arithmetic(seen: dict[str, Any]) -> Value:
-        a, b = first(seen), second(seen)
+    def value(self, seen: dict[str, Any]) -> Value:
+        a, b = self.first.value(seen), self.second.value(seen)
         if a is ERROR or b is ERROR:
             return ERROR
-        if type(a) is not float or type(b) is not float or (divide and b == 0.0):
+        if type(a) is not float or type(b) is not float:
+            raise Unsure
+        x: float = a
+        y: float = b
+        op = self.op
+        if op == _ADD:
+            return x + y
+        if op == _SUB:
+            return x - y
+        if op == _MUL:
+            return x * y
+        if y == 0.0:
             raise Unsure  # CEL divides by zero into inf or NaN; Python raises
-        return compute(a, b)
-
-    return arithmetic
+        return x / y
 
 
-def _negate(inner: Condition) -> Condition:
-    def negate(seen: dict[str, Any]) -> Value:
-        a = inner(seen)
+class _Negate(Condition):
+    def __init__(self, inner: Condition) -> None:
+        self.inner = inner
+
+    def value(self, seen: dict[str, Any]) -> Value:
+        a = self.inner.value(seen)
         if a is ERROR:
             return ERROR
         if type(a) is not float:
             raise Unsure
-        return -a
+        x: float = a
+        return -x
 
-    return negate
 
+class _Not(Condition):
+    def __init__(self, inner: Condition) -> None:
+        self.inner = inner
 
-def _not(inner: Condition) -> Condition:
-    def negation(seen: dict[str, Any]) -> Value:
-        a = inner(seen)
+    def value(self, seen: dict[str, Any]) -> Value:
+        a = self.inner.value(seen)
         if a is True or a is False:
             return not a
         if a is ERROR:
             return ERROR
         raise Unsure
 
-    return negation
 
-
-def _conjunction(parts: list[Node]) -> Condition:
-    """`&&` over all parts: false if any is false, true if all are true, else an error.
-
-    The usual parts are checked in place, without a call each: `has(g.f)` guards first (a
-    missing figure makes the whole false at once), then comparisons of a figure with a literal.
-    """
-    guards = [(part[1], part[2]) for part in parts if part[0] == "has"]
-    tests = []
-    pairs = []
-    others = []
-    for part in parts:
-        if part[0] == "has":
-            continue
-        if part[0] == "relation" and part[2][0] == "figure" and part[3][0] == "literal":
-            op, (_, group, name), (_, constant) = part[1], part[2], part[3]
-            ordering = op not in ("==", "!=")
-            tests.append((group, name, _RELATIONS[op], constant, type(constant), ordering))
-        elif part[0] == "relation" and part[2][0] == "figure" and part[3][0] == "figure":
-            op, (_, group, name), (_, other_group, other) = part[1], part[2], part[3]
-            pairs.append((group, name, _RELATIONS[op], other_group, other, op not in ("==", "!=")))
-        else:
-            others.append(_emit(part))
-
-    if (
-        len(guards) == 1
-        and len(tests) == 1
-        and not others
-        and not pairs
-        and guards[0] == tests[0][:2]
-    ):
-        return _guarded(*tests[0])
-
-    def conjunction(seen: dict[str, Any]) -> Value:
-        # `_group` inlined: this runs for most rules at every evaluation.
-        for group_name, name in guards:
-            group = seen.get(group_name)
-            if type(group) is not dict:
-                raise Unsure
-            if name not in group:
-                return False
-        failed = False
-        for group_name, name, compare, constant, kind, ordering in tests:
-            group = seen.get(group_name)
-            if type(group) is not dict:
-                raise Unsure
-            a = group.get(name, ERROR)
-            if a is ERROR:
-                failed = True
-                continue
-            if type(a) is not kind or (ordering and kind is float and a != a):
-                raise Unsure
-            if not compare(a, constant):
-                return False
-        for group_name, name, compare, other_group, other_name, ordering in pairs:
-            group, other_values = seen.get(group_name), seen.get(other_group)
-            if type(group) is not dict or type(other_values) is not dict:
-                raise Unsure
-            a, b = group.get(name, ERROR), other_values.get(other_name, ERROR)
-            if a is ERROR or b is ERROR:
-                failed = True
-                continue
-            _checked(a, b, ordering)
-            if not compare(a, b):
-                return False
-        for other in others:
-            value = other(seen)
-            if value is False:
-                return False
-            if value is not True:
-                failed = True
-        return ERROR if failed else True
-
-    return conjunction
-
-
-def _guarded(
-    group_name: str,
-    name: str,
-    compare: Callable[[Any, Any], bool],
-    constant: float | str | bool,
-    kind: type,
-    ordering: bool,
-) -> Condition:
-    """`has(g.f) && g.f <op> literal`, the most common condition, in one step."""
-
-    def guarded(seen: dict[str, Any]) -> Value:
-        group = seen.get(group_name)
-        if type(group) is not dict:
-            raise Unsure
-        a = group.get(name, ERROR)
-        if a is ERROR:
-            return False  # not reported: `has` is false, and so is the whole
-        if type(a) is not kind or (ordering and kind is float and a != a):
-            raise Unsure
-        return compare(a, constant)
-
-    return guarded
-
-
-def _disjunction(parts: list[Condition]) -> Condition:
+class _Disjunction(Condition):
     """`||` over all parts: true if any is true, false if all are false, else an error."""
 
-    def disjunction(seen: dict[str, Any]) -> Value:
+    def __init__(self, parts: list[Condition]) -> None:
+        self.parts = parts
+
+    def value(self, seen: dict[str, Any]) -> Value:
         failed = False
-        for part in parts:
-            value = part(seen)
+        for part in self.parts:
+            value = part.value(seen)
             if value is True:
                 return True
             if value is not False:
                 failed = True
         return ERROR if failed else False
 
-    return disjunction
+
+# What a comparison inside a conjunction found.
+_FALSE: Final = 0
+_TRUE: Final = 1
+_MISSING: Final = 2  # a figure not reported: an error, which a false part elsewhere absorbs
+
+
+class _Test:
+    """A comparison of a figure, checked in place inside a conjunction."""
+
+    def outcome(self, seen: dict[str, Any]) -> int:
+        raise NotImplementedError
+
+
+class _Constant(_Test):
+    """`g.f <op> literal`."""
+
+    def __init__(self, group: str, name: str, op: str, constant: float | str | bool) -> None:
+        self.group = group
+        self.name = name
+        self.op = _RELATIONS[op]
+        self.constant = constant
+        self.kind = type(constant)
+        self.ordering = op not in ("==", "!=")
+
+    def outcome(self, seen: dict[str, Any]) -> int:
+        a = _group(seen, self.group).get(self.name, ERROR)
+        if a is ERROR:
+            return _MISSING
+        kind = self.kind
+        if type(a) is not kind or (self.ordering and kind is float and a != a):
+            raise Unsure  # another type than the literal's, or NaN to order: ask CEL
+        return _TRUE if _holds(self.op, a, self.constant) else _FALSE
+
+
+class _Pair(_Test):
+    """`g.f <op> h.e`."""
+
+    def __init__(self, group: str, name: str, op: str, other_group: str, other: str) -> None:
+        self.group = group
+        self.name = name
+        self.op = _RELATIONS[op]
+        self.other_group = other_group
+        self.other = other
+        self.ordering = op not in ("==", "!=")
+
+    def outcome(self, seen: dict[str, Any]) -> int:
+        a = _group(seen, self.group).get(self.name, ERROR)
+        b = _group(seen, self.other_group).get(self.other, ERROR)
+        if a is ERROR or b is ERROR:
+            return _MISSING
+        _checked(a, b, self.ordering)
+        return _TRUE if _holds(self.op, a, b) else _FALSE
+
+
+def _conjunction(parts: list[Node]) -> Condition:
+    """`&&` over the parts, the usual ones checked in place: `has(g.f)` guards first (a missing
+    figure makes the whole false at once), then comparisons of a figure with a literal, then of
+    two figures, then the rest."""
+    guards = [(part[1], part[2]) for part in parts if part[0] == "has"]
+    constants: list[_Test] = []
+    pairs: list[_Test] = []
+    others = []
+    for part in parts:
+        if part[0] == "has":
+            continue
+        if part[0] == "relation" and part[2][0] == "figure" and part[3][0] == "literal":
+            op, (_, group, name), (_, constant) = part[1], part[2], part[3]
+            constants.append(_Constant(group, name, op, constant))
+        elif part[0] == "relation" and part[2][0] == "figure" and part[3][0] == "figure":
+            op, (_, group, name), (_, other_group, other) = part[1], part[2], part[3]
+            pairs.append(_Pair(group, name, op, other_group, other))
+        else:
+            others.append(_emit(part))
+    if len(guards) == 1 and len(constants) == 1 and not pairs and not others:
+        test = constants[0]
+        if isinstance(test, _Constant) and guards[0] == (test.group, test.name):
+            return _Guarded(test)
+    return _Conjunction(guards, constants + pairs, others)
+
+
+class _Conjunction(Condition):
+    """`&&` over all parts: false if any is false, true if all are true, else an error."""
+
+    def __init__(
+        self, guards: list[tuple[str, str]], tests: list[_Test], others: list[Condition]
+    ) -> None:
+        self.guards = guards
+        self.tests = tests
+        self.others = others
+
+    def value(self, seen: dict[str, Any]) -> Value:
+        for group, name in self.guards:
+            if name not in _group(seen, group):
+                return False
+        failed = False
+        for test in self.tests:
+            found = test.outcome(seen)
+            if found == _FALSE:
+                return False
+            if found == _MISSING:
+                failed = True
+        for other in self.others:
+            value = other.value(seen)
+            if value is False:
+                return False
+            if value is not True:
+                failed = True
+        return ERROR if failed else True
+
+
+class _Guarded(Condition):
+    """`has(g.f) && g.f <op> literal`, the most common condition, in one step: a figure not
+    reported makes `has` false, and so the whole."""
+
+    def __init__(self, test: _Constant) -> None:
+        self.test = test
+
+    def value(self, seen: dict[str, Any]) -> Value:
+        return self.test.outcome(seen) == _TRUE

@@ -187,7 +187,7 @@ def evaluate(
     for condition, step in plan.plain:
         if condition is not None:  # most rules, most of the time: a condition that fails
             try:
-                if condition(seen) is not True:
+                if condition.value(seen) is not True:
                     continue
                 reason = run.fired(step)
             except Unsure:
@@ -330,7 +330,7 @@ class _Run:
         """A condition whose figures are missing (not reported) does not hold."""
         if step.fast_when is not None:
             try:
-                return step.fast_when(self.seen) is True
+                return step.fast_when.value(self.seen) is True
             except Unsure:
                 pass
         program = step.compiled.condition
@@ -345,7 +345,7 @@ class _Run:
         value: Any
         if step.fast_limit is not None:
             try:
-                value = step.fast_limit(self.seen)
+                value = step.fast_limit.value(self.seen)
                 return value if type(value) is float else None
             except Unsure:
                 pass
