@@ -117,6 +117,15 @@ def departments(count: int, seed: int = 11) -> list[DepartmentState]:
     return made
 
 
+def _arrived(state: DepartmentState, kind: SignalKind) -> DepartmentState:
+    """The department with its newest report of `kind` made anew, as loading a signal that
+    just arrived makes it (same id, time and figures)."""
+    series = state.reports[kind]
+    newest = series[-1]
+    fresh = Report(newest.id, newest.kind, newest.observed_at, dict(newest.data))
+    return state.with_reports({**state.reports, kind: (*series[:-1], fresh)})
+
+
 def _timed(call: Callable[[], object], count: int, wall: list[float], cpu: list[float]) -> None:
     """`count` samples of `call` in µs by the wall clock, and their mean by the CPU clock (read
     once per turn: the thread's CPU clock is a system call, dearer than a CEL expression)."""
@@ -152,16 +161,33 @@ def measure_pure(samples: int) -> dict[str, Any]:
     cel_only = ruleset.cel_only()
     states = departments(64)
     kinds = [SignalKind.STAFFING, SignalKind.WAITLIST, SignalKind.CAPACITY]
-    picks = [(states[i % len(states)], kinds[i % 3]) for i in range(samples)]
+
+    def arrived(count: int) -> list[tuple[DepartmentState, SignalKind]]:
+        """Departments as the worker holds them right after a signal arrived (staffing, waiting
+        list or capacity in turn, of the kinds the department reports): that newest report is
+        new, its figures not yet worked out; the older ones are the ones the worker kept. No
+        sample is given to two figures."""
+        made = []
+        for i in range(count):
+            state, kind = states[i % len(states)], kinds[i % 3]
+            if kind not in state.reports:  # a kind this department does not report
+                kind = SignalKind.STAFFING  # which every department does
+            made.append((_arrived(state, kind), kind))
+        return made
+
+    picks = {name: arrived(samples) for name in ("evaluate", "texts", "cel")}
     probe = cel.compile("has(staffing.sick_leave_pct) && staffing.sick_leave_pct >= 8.0")
     context = cel.Context({"staffing": {"sick_leave_pct": 9.0}})
 
-    def cycling(make: Callable[[DepartmentState, SignalKind], object]) -> Callable[[], object]:
+    def cycling(
+        own: list[tuple[DepartmentState, SignalKind]],
+        make: Callable[[DepartmentState, SignalKind], object],
+    ) -> Callable[[], object]:
         position = 0
 
         def one() -> object:
             nonlocal position
-            state, trigger = picks[position % samples]
+            state, trigger = own[position % samples]
             position += 1
             return make(state, trigger)
 
@@ -169,11 +195,13 @@ def measure_pure(samples: int) -> dict[str, Any]:
 
     figures: dict[str, Callable[[], object]] = {
         "one CEL expression (baseline)": lambda: probe.execute(context),
-        "evaluate()": cycling(lambda s, t: evaluate(s, ruleset, NOW, trigger=t)),
-        "evaluate() + texts": cycling(lambda s, t: _rendered(s, ruleset, t)),
-        "evaluate(), CEL only": cycling(lambda s, t: evaluate(s, cel_only, NOW, trigger=t)),
+        "evaluate()": cycling(picks["evaluate"], lambda s, t: evaluate(s, ruleset, NOW, trigger=t)),
+        "evaluate() + texts": cycling(picks["texts"], lambda s, t: _rendered(s, ruleset, t)),
+        "evaluate(), CEL only": cycling(
+            picks["cel"], lambda s, t: evaluate(s, cel_only, NOW, trigger=t)
+        ),
     }
-    for state, trigger in picks[:500]:  # warm up: the plans, the caches, the branch predictors
+    for state, trigger in arrived(500):  # warm up: the plans, the caches, the branch predictors
         _rendered(state, ruleset, trigger)
         evaluate(state, cel_only, NOW, trigger=trigger)
     wall: dict[str, list[float]] = {name: [] for name in figures}

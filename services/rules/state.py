@@ -35,7 +35,7 @@ class Report:
     """One signal as the engine sees it.
 
     The worker makes one per stored report of each department it judges (about fifteen a
-    judgement): an `__init__` of plain assignments, as `RuleMemory`. Nothing changes one.
+    judgement): an `__init__` of plain assignments, as `RuleMemory`. Nothing changes its fields.
     """
 
     id: uuid.UUID
@@ -50,6 +50,18 @@ class Report:
         self.kind = kind
         self.observed_at = observed_at
         self.data = data
+        # Not a dataclass field (not compared, not shown): what `measured` worked out.
+        self._measured: dict[str, Any] | None = None
+
+    def measured(self) -> dict[str, Any]:
+        """The figures a condition sees in this report, for the kinds whose figures do not
+        depend on the day (staffing, waiting list, capacity): worked out at its first judgement
+        and kept, since the worker keeps a department's reports between judgements and the
+        newest of a kind is judged again at every signal of another kind. Read-only."""
+        found = self._measured
+        if found is None:
+            found = self._measured = _measured(self.kind, self.data)
+        return found
 
 
 @dataclass(init=False)
@@ -180,9 +192,36 @@ def _share(part: float | None, whole: float | None) -> float | None:
     return part / whole * 100.0
 
 
+def _measured(kind: SignalKind, data: dict[str, Any]) -> dict[str, Any]:
+    """A staffing, waiting-list or capacity report's numbers as doubles, with the figures
+    derived from them (vacancy rate, bed occupancy, closed beds)."""
+    numbers = _numbers(data)
+    if kind is _STAFFING:
+        vacancy = _share(numbers.get("vacancies_fte"), numbers.get("fte_budgeted"))
+        if vacancy is not None:
+            numbers["vacancy_pct"] = vacancy
+    elif kind is _CAPACITY:
+        total, closed = numbers.get("beds_total"), numbers.get("beds_closed", 0.0)
+        open_beds = total - closed if total is not None else None
+        occupancy = _share(numbers.get("beds_occupied"), open_beds)
+        if occupancy is not None:
+            numbers["occupancy_pct"] = occupancy
+        closed_share = _share(numbers.get("beds_closed"), total)
+        if closed_share is not None:
+            numbers["closed_pct"] = closed_share
+    return numbers
+
+
+# A group with no report, shared by every evaluation: nothing writes into the figures.
+_NOTHING: Final[dict[str, Any]] = {}
+
+
 def figures(state: DepartmentState, today: date) -> dict[str, Any]:
     """The variables of a CEL condition for this department today (every evaluation makes them:
-    each kind's newest report is looked up once, without a call per kind)."""
+    each kind's newest report is looked up once, and its figures are kept with the report).
+
+    What it gives is read-only: groups are shared with the reports, the norms and other
+    evaluations."""
     department: dict[str, Any] = {
         "care_type": state.care_type,
         "cluster": _CLUSTER_NAMES.get(state.cluster) or state.cluster.value,
@@ -192,36 +231,23 @@ def figures(state: DepartmentState, today: date) -> dict[str, Any]:
     if state.capacity is not None:
         department["capacity"] = float(state.capacity)
     norms = state.norms
+    reports = state.reports
+    series = reports.get(_STAFFING)
+    staffing = series[-1].measured() if series else _NOTHING
+    series = reports.get(_WAITLIST)
+    waitlist = series[-1].measured() if series else _NOTHING
+    series = reports.get(_CAPACITY)
+    capacity = series[-1].measured() if series else _NOTHING
     seen: dict[str, Any] = {
         "department": department,
-        "norm": dict(norms) if norms else {},
-        "staffing": {},
-        "waitlist": {},
-        "capacity": {},
-        "admission_stop": {},
-        "closure": {},
-        "contract": {},
+        "norm": norms if norms else _NOTHING,
+        "staffing": staffing,
+        "waitlist": waitlist,
+        "capacity": capacity,
+        "admission_stop": _NOTHING,
+        "closure": _NOTHING,
+        "contract": _NOTHING,
     }
-    reports = state.reports
-    if series := reports.get(_STAFFING):
-        staffing = _numbers(series[-1].data)
-        vacancy = _share(staffing.get("vacancies_fte"), staffing.get("fte_budgeted"))
-        if vacancy is not None:
-            staffing["vacancy_pct"] = vacancy
-        seen["staffing"] = staffing
-    if series := reports.get(_WAITLIST):
-        seen["waitlist"] = _numbers(series[-1].data)
-    if series := reports.get(_CAPACITY):
-        capacity = _numbers(series[-1].data)
-        total, closed = capacity.get("beds_total"), capacity.get("beds_closed", 0.0)
-        open_beds = total - closed if total is not None else None
-        occupancy = _share(capacity.get("beds_occupied"), open_beds)
-        if occupancy is not None:
-            capacity["occupancy_pct"] = occupancy
-        closed_share = _share(capacity.get("beds_closed"), total)
-        if closed_share is not None:
-            capacity["closed_pct"] = closed_share
-        seen["capacity"] = capacity
     if series := reports.get(_ADMISSION_STOP):
         seen["admission_stop"] = _admission_stop(state, series[-1], today)
     if series := reports.get(_CLOSURE):
