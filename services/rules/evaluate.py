@@ -401,7 +401,8 @@ class _Run:
             days = days_until_reached(times, values, limit)
             if days is None or days > step.horizon:
                 return None
-            extra = {"value": values[-1], "limit": limit, "days": round(days)}
+            extra = {"value": values[-1], "days": round(days)}
+            return self._reason(step, extra, limit)
         elif kind is _SILENCE:
             newest = [series[-1].observed_at for series in self.state.reports.values() if series]
             last = max(newest) if newest else self.state.registered_at
@@ -413,7 +414,7 @@ class _Run:
             return None
         return self._reason(step, extra)
 
-    def _reason(self, step: _Step, extra: dict[str, Any]) -> Reason:
+    def _reason(self, step: _Step, extra: dict[str, Any], limit: float | None = None) -> Reason:
         """The reason, citing the newest signal of each of the rule's kinds."""
         reports = self.state.reports
         signals = step.signals
@@ -422,7 +423,7 @@ class _Run:
             ids: tuple[uuid.UUID, ...] = (series[-1].id,) if series else ()
         else:
             ids = tuple(series[-1].id for kind in signals if (series := reports.get(kind)))
-        return _reason(step, self.seen, extra, signals, ids)
+        return _reason(step, self.seen, extra, signals, ids, limit)
 
     def _trend(self, step: _Step) -> tuple[float, float] | None:
         """The newest value and the relative change over the window (first to last report;
@@ -479,27 +480,31 @@ class _Run:
 
 
 def _composite(step: _Step, reasons: tuple[Reason, ...], seen: dict[str, Any]) -> Reason | None:
-    """Independent reasons from different signal kinds, together, raise the level."""
+    """Independent reasons from different signal kinds, together, raise the level.
+
+    Lists, not sets: a handful of kinds and signals, and a signal id in a set is hashed by
+    `uuid.UUID.__hash__`, Python code."""
     floor = step.floor
-    kinds = {
-        kind
-        for reason in reasons
-        if ORDER[reason.level] >= floor and reason.kind is not _SILENCE
-        for kind in reason.signal_kinds
-    }
+    kinds: list[SignalKind] = []
+    for reason in reasons:
+        if ORDER[reason.level] >= floor and reason.kind is not _SILENCE:
+            for kind in reason.signal_kinds:
+                if kind not in kinds:
+                    kinds.append(kind)
     if len(kinds) < step.min_kinds:
         return None
-    ordered = sorted(kinds)
-    extra = {"value": float(len(kinds)), "kinds": ", ".join(ordered)}
+    kinds.sort()
+    extra = {"value": float(len(kinds)), "kinds": ", ".join(kinds)}
     ids: list[uuid.UUID] = []
-    cited: set[uuid.UUID] = set()
+    numbers: list[int] = []  # of the ids, to compare them as UUIDs compare
     for r in reasons:
         if any(kind in kinds for kind in r.signal_kinds):
             for signal_id in r.signal_ids:
-                if signal_id not in cited:
-                    cited.add(signal_id)
+                number = signal_id.int
+                if number not in numbers:
+                    numbers.append(number)
                     ids.append(signal_id)
-    return _reason(step, seen, extra, tuple(ordered), tuple(ids))
+    return _reason(step, seen, extra, tuple(kinds), tuple(ids))
 
 
 def _reason(
@@ -508,8 +513,11 @@ def _reason(
     extra: dict[str, Any],
     kinds: tuple[SignalKind, ...],
     ids: tuple[uuid.UUID, ...],
+    limit: float | None = None,
 ) -> Reason:
-    cited = {}
+    """The reason: its figures are the ones the rule cites, then `extra` (what the rule worked
+    out); its explanation may also name the `limit` (a forecast's)."""
+    figures: dict[str, Any] = {}
     for name, group, rest in step.cites:
         if len(rest) == 1:
             figures_of: dict[str, Any] = seen[group]  # a dict: `.get` compiles to a C lookup
@@ -517,9 +525,9 @@ def _reason(
         else:
             value = lookup(seen, name)
         if value is not None:
-            cited[name] = value
-    limit = extra.pop("limit", None)
-    figures = {**cited, **extra}
+            figures[name] = value
+    if extra:
+        figures.update(extra)
     if limit is not None:
         extra["limit"] = limit
     return Reason(
@@ -529,6 +537,6 @@ def _reason(
         signal_kinds=kinds,
         explanation=Explanation(step.templates, seen, extra),
         figures=figures,
-        limit=float(limit) if isinstance(limit, _NUMBER) else None,
+        limit=limit,
         signal_ids=ids,
     )
