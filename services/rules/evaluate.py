@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import cel
 
@@ -28,7 +28,7 @@ from services.core.domain import Cluster, Level, SignalKind
 from services.rules.conditions import Condition, Unsure
 from services.rules.explain import Template, compile_template, lookup, render_template
 from services.rules.ruleset import CompiledRule, RuleKind, Ruleset
-from services.rules.series import days_until_reached
+from services.rules.series import days_until_reached_at
 from services.rules.state import DepartmentState, RuleMemory, figures
 
 # Final: compiled (native.py), a Final module name is a C variable, not a module-dict lookup.
@@ -398,7 +398,7 @@ class _Run:
             times, values = self._last_values(step, limit)
             if len(values) < step.min_reports:
                 return None
-            days = days_until_reached(times, values, limit)
+            days = days_until_reached_at(times, values, limit)
             if days is None or days > step.horizon:
                 return None
             extra = {"value": values[-1], "days": round(days)}
@@ -437,7 +437,7 @@ class _Run:
         for index, report in enumerate(reports):
             if report.observed_at >= since:
                 value = report.data.get(figure)
-                if isinstance(value, _NUMBER) and not isinstance(value, bool):
+                if _is_number(value):
                     first_at, first = index, float(value)
                     break
         if first_at < 0:
@@ -445,7 +445,7 @@ class _Run:
         for report in reversed(reports[first_at + 1 :]):
             if report.observed_at >= since:
                 value = report.data.get(figure)
-                if isinstance(value, _NUMBER) and not isinstance(value, bool):
+                if _is_number(value):
                     last = float(value)
                     break
         else:
@@ -457,26 +457,36 @@ class _Run:
             return None
         return last, change
 
-    def _last_values(self, step: _Step, limit: float) -> tuple[list[datetime], list[float]]:
+    def _last_values(self, step: _Step, limit: float) -> tuple[list[int], list[float]]:
         """The newest reports of the measure, at most max(min_reports, 6), oldest first; none
         when the newest is already at the limit (no forecast then: `days_until_reached`)."""
         assert step.measure is not None
         kind, figure = step.measure
         wanted = max(step.min_reports, 6)
-        times: list[datetime] = []
+        times: list[int] = []
         values: list[float] = []
         for report in reversed(self.state.reports.get(kind, ())):
             value = report.data.get(figure)
-            if isinstance(value, _NUMBER) and not isinstance(value, bool):
-                if not values and value >= limit:
+            if _is_number(value):
+                number = float(value)
+                if not values and number >= limit:
                     return [], []
-                times.append(report.observed_at)
-                values.append(float(value))
+                times.append(report.micros())
+                values.append(number)
                 if len(values) == wanted:
                     break
         times.reverse()
         values.reverse()
         return times, values
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    """A JSON number: an int or a float, not a bool (exact types first: `isinstance` with a
+    tuple of types is the dearer test)."""
+    kind = type(value)
+    if kind is float or kind is int:
+        return True
+    return isinstance(value, _NUMBER) and not isinstance(value, bool)
 
 
 def _composite(step: _Step, reasons: tuple[Reason, ...], seen: dict[str, Any]) -> Reason | None:

@@ -8,8 +8,8 @@ check it by hand. It says when the line reaches a limit, if it rises towards it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import NamedTuple
+from datetime import UTC, datetime
+from typing import Final, NamedTuple
 
 
 class Point(NamedTuple):
@@ -33,10 +33,28 @@ def days_until_limit(points: Sequence[Point], limit: float) -> float | None:
 
 
 def days_until_reached(times: list[datetime], values: list[float], limit: float) -> float | None:
-    """`days_until_limit` over the times and values apart (no `Point` made per report).
+    """`days_until_limit` over the times and values apart (no `Point` made per report)."""
+    return days_until_reached_at([micros(at) for at in times], values, limit)
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH: Final = datetime(1970, 1, 1)  # noqa: DTZ001 - the epoch of naive times
+
+
+def micros(at: datetime) -> int:
+    """The time in whole microseconds since 1970: exact, so the difference of two is exactly
+    the microseconds of their `timedelta`."""
+    delta = at - (_EPOCH if at.tzinfo is not None else _NAIVE_EPOCH)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def days_until_reached_at(times: list[int], values: list[float], limit: float) -> float | None:
+    """`days_until_reached` over times as `micros` (a report keeps its own: `Report.micros`).
 
     Two loops rather than five sums (it runs at every waiting-list judgement); the additions
-    happen in the order `sum()` does them, so the result is the same to the last bit.
+    happen in the order `sum()` does them, and the days between two reports are their
+    microseconds apart divided as `total_seconds()` divides them, so the result is the same to
+    the last bit as the textbook formula over `timedelta`s (tests/rules/test_evaluate.py).
     """
     n = len(values)
     if n < 2 or values[-1] >= limit:
@@ -47,8 +65,7 @@ def days_until_reached(times: list[datetime], values: list[float], limit: float)
     xs: list[float] = []
     sum_x = sum_y = 0.0
     for i in range(n):  # by index over lists: compiled (native.py), a C loop over doubles
-        delta = times[i] - origin  # `total_seconds()`, bit for bit, without a method call
-        x = ((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds) / 1e6 / 86400
+        x = (times[i] - origin) / 1e6 / 86400
         xs.append(x)
         sum_x += x
         sum_y += values[i]

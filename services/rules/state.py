@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from services.core.domain import Cluster, SignalKind
+from services.rules.series import micros
 
 # Care that cannot run without a psychiatrist (the rules may ask `department.needs_psychiatrist`).
 PSYCHIATRIST_CLUSTERS: Final = frozenset({Cluster.ACUTE, Cluster.CLINICAL, Cluster.SECURE})
@@ -50,8 +51,17 @@ class Report:
         self.kind = kind
         self.observed_at = observed_at
         self.data = data
-        # Not a dataclass field (not compared, not shown): what `measured` worked out.
+        # Not dataclass fields (not compared, not shown): what `measured` and `micros` worked out.
         self._measured: dict[str, Any] | None = None
+        self._micros: int | None = None
+
+    def micros(self) -> int:
+        """`observed_at` in whole microseconds since 1970 (`series.micros`), worked out once:
+        a forecast reads the times of the last six reports at every judgement."""
+        found = self._micros
+        if found is None:
+            found = self._micros = micros(self.observed_at)
+        return found
 
     def measured(self) -> dict[str, Any]:
         """The figures a condition sees in this report, for the kinds whose figures do not
