@@ -151,7 +151,7 @@ class _Step:
     fast_when: Condition | None  # None: only the CEL program can answer
     fast_limit: Condition | None
     measure: tuple[SignalKind, str] | None
-    window: timedelta | None
+    window: timedelta
     rise: float
     horizon: float
     min_reports: int
@@ -166,6 +166,7 @@ class _Step:
 class _Plan:
     plain: tuple[tuple[Condition | None, _Step], ...]  # (its fast condition, the rule)
     composites: tuple[_Step, ...]
+    version: str  # the ruleset's (`Ruleset.version` is a property, Python code)
 
 
 def evaluate(
@@ -197,7 +198,7 @@ def evaluate(
         if reason is not None:
             reasons.append(reason)
     if not reasons:
-        return Assessment(_OK, 0, (), run.memory, ruleset.version)
+        return Assessment(_OK, 0, (), run.memory, plan.version)
     if plan.composites:
         plain = tuple(reasons)  # composites count these, never each other
         for step in plan.composites:
@@ -212,7 +213,7 @@ def evaluate(
         score=sum(WEIGHT[r.level] for r in reasons),
         reasons=tuple(reasons),
         memory=run.memory,
-        ruleset_version=ruleset.version,
+        ruleset_version=plan.version,
     )
 
 
@@ -253,7 +254,7 @@ def _plan(
             elif not rule.signals or any(kind in reported for kind in rule.signals):
                 step = _step(ruleset, compiled)
                 plain.append((step.fast_when if step.kind in _CONDITIONAL else None, step))
-        plan = ruleset.plans[key] = _Plan(tuple(plain), tuple(composites))
+        plan = ruleset.plans[key] = _Plan(tuple(plain), tuple(composites), ruleset.version)
     return plan
 
 
@@ -428,7 +429,7 @@ class _Run:
     def _trend(self, step: _Step) -> tuple[float, float] | None:
         """The newest value and the relative change over the window (first to last report;
         `series.relative_change` worked out in place, without a `Point` per report)."""
-        assert step.measure is not None and step.window is not None
+        assert step.measure is not None
         kind, figure = step.measure
         reports = self.state.reports.get(kind, ())
         since = self.now - step.window

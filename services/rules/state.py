@@ -53,13 +53,13 @@ class Report:
         self.data = data
         # Not dataclass fields (not compared, not shown): what `measured` and `micros` worked out.
         self._measured: dict[str, Any] | None = None
-        self._micros: int | None = None
+        self._micros = -1  # not worked out yet (an int, not `int | None`: compiled, unboxed)
 
     def micros(self) -> int:
         """`observed_at` in whole microseconds since 1970 (`series.micros`), worked out once:
         a forecast reads the times of the last six reports at every judgement."""
         found = self._micros
-        if found is None:
+        if found < 0:
             found = self._micros = micros(self.observed_at)
         return found
 
@@ -224,6 +224,13 @@ def _measured(kind: SignalKind, data: dict[str, Any]) -> dict[str, Any]:
 
 # A group with no report, shared by every evaluation: nothing writes into the figures.
 _NOTHING: Final[dict[str, Any]] = {}
+_GROUPS: Final = dict.fromkeys(
+    (
+        *("department", "norm", "staffing", "waitlist", "capacity"),
+        *("admission_stop", "closure", "contract"),
+    ),
+    _NOTHING,
+)
 
 
 def figures(state: DepartmentState, today: date) -> dict[str, Any]:
@@ -248,16 +255,13 @@ def figures(state: DepartmentState, today: date) -> dict[str, Any]:
     waitlist = series[-1].measured() if series else _NOTHING
     series = reports.get(_CAPACITY)
     capacity = series[-1].measured() if series else _NOTHING
-    seen: dict[str, Any] = {
-        "department": department,
-        "norm": norms if norms else _NOTHING,
-        "staffing": staffing,
-        "waitlist": waitlist,
-        "capacity": capacity,
-        "admission_stop": _NOTHING,
-        "closure": _NOTHING,
-        "contract": _NOTHING,
-    }
+    seen = _GROUPS.copy()  # a copy of a dict with these keys is a copy of its table
+    seen["department"] = department
+    if norms:
+        seen["norm"] = norms
+    seen["staffing"] = staffing
+    seen["waitlist"] = waitlist
+    seen["capacity"] = capacity
     if series := reports.get(_ADMISSION_STOP):
         seen["admission_stop"] = _admission_stop(state, series[-1], today)
     if series := reports.get(_CLOSURE):
