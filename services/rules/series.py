@@ -7,6 +7,7 @@ check it by hand. It says when the line reaches a limit, if it rises towards it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final, NamedTuple
@@ -62,23 +63,20 @@ def days_until_reached_at(times: list[int], values: list[float], limit: float) -
     if len(times) != n:
         raise ValueError("as many times as values")
     origin = times[0]
-    xs: list[float] = []
     sum_x = sum_y = 0.0
     for i in range(n):  # by index over lists: compiled (native.py), a C loop over doubles
-        x = (times[i] - origin) / 1e6 / 86400
-        xs.append(x)
-        sum_x += x
+        sum_x += (times[i] - origin) / 1e6 / 86400
         sum_y += values[i]
     mean_x, mean_y = sum_x / n, sum_y / n
     spread = covariance = 0.0
-    for i in range(n):
-        x = xs[i]
-        spread += (x - mean_x) ** 2
+    for i in range(n):  # x once more rather than a list of boxed doubles: the same bits
+        x = (times[i] - origin) / 1e6 / 86400
+        spread += math.pow(x - mean_x, 2.0)  # what `** 2` computes, without boxing (native.py)
         covariance += (x - mean_x) * (values[i] - mean_y)
     if spread == 0:
         return None  # all reports on one day: no direction
     slope = covariance / spread
     if slope <= 0:
         return None
-    fitted_last = mean_y + slope * (xs[-1] - mean_x)
+    fitted_last = mean_y + slope * ((times[-1] - origin) / 1e6 / 86400 - mean_x)
     return max(0.0, (limit - fitted_last) / slope)

@@ -7,7 +7,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -605,9 +605,11 @@ def test_the_forecast_fits_the_same_line_as_five_sums() -> None:
     rng = random.Random(3)  # noqa: S311 - repeatable test data
     start = NOW - timedelta(days=200)
     for _ in range(2000):
-        points = [
+        zones = [timezone(timedelta(hours=hours)) for hours in (0, 1, 2, -5)]
+        points = [  # in several zones: the days between two reports do not depend on theirs
             Point(
-                start + timedelta(days=30 * n + rng.random()), rng.choice([rng.uniform(0, 20), 9.0])
+                (start + timedelta(days=30 * n + rng.random())).astimezone(rng.choice(zones)),
+                rng.choice([rng.uniform(0, 20), 9.0]),
             )
             for n in range(rng.randint(0, 7))
         ]
