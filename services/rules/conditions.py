@@ -222,22 +222,25 @@ def _group(seen: dict[str, Any], name: str) -> dict[str, Any]:
     return found
 
 
+def _compared(op: int, x: float, y: float) -> bool:
+    """`x op y` for two doubles, in C (native.py)."""
+    if op == _GE:
+        return x >= y
+    if op == _LT:
+        return x < y
+    if op == _GT:
+        return x > y
+    if op == _LE:
+        return x <= y
+    if op == _EQ:
+        return x == y
+    return x != y
+
+
 def _holds(op: int, a: Any, b: Any) -> bool:
     """`a op b` for two values of one plain type (the caller checked): doubles compared in C."""
     if type(a) is float:
-        x: float = a
-        y: float = b
-        if op == _GE:
-            return x >= y
-        if op == _LT:
-            return x < y
-        if op == _GT:
-            return x > y
-        if op == _LE:
-            return x <= y
-        if op == _EQ:
-            return x == y
-        return x != y
+        return _compared(op, a, b)
     if op == _EQ:
         return bool(a == b)
     if op == _NE:
@@ -426,14 +429,22 @@ class _Constant(_Test):
         self.constant = constant
         self.kind = type(constant)
         self.ordering = op not in ("==", "!=")
+        self.double = type(constant) is float  # the usual case: compared as C doubles
+        self.number: float = constant if type(constant) is float else 0.0
 
     def outcome(self, seen: dict[str, Any]) -> int:
         a = _group(seen, self.group).get(self.name, ERROR)
         if a is ERROR:
             return _MISSING
-        kind = self.kind
-        if type(a) is not kind or (self.ordering and kind is float and a != a):
-            raise Unsure  # another type than the literal's, or NaN to order: ask CEL
+        if self.double:
+            if type(a) is not float:
+                raise Unsure  # another type than the literal's: ask CEL
+            x: float = a
+            if x != x and self.ordering:
+                raise Unsure  # CEL refuses to order NaN
+            return _TRUE if _compared(self.op, x, self.number) else _FALSE
+        if type(a) is not self.kind:
+            raise Unsure
         return _TRUE if _holds(self.op, a, self.constant) else _FALSE
 
 

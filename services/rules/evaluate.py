@@ -144,6 +144,7 @@ class _Step:
     compiled: CompiledRule
     id: str
     kind: RuleKind
+    conditional: bool  # a condition that holds or not (threshold, sustained, event)
     level: Level
     signals: tuple[SignalKind, ...]
     hold_reports: int  # 0: no hold in reports
@@ -178,9 +179,11 @@ def evaluate(
 ) -> Assessment:
     """Judge the department now; `trigger` is the kind of the signal that arrived (if any)."""
     reports = state.reports
-    reported = frozenset(reports)
-    if not all(reports.values()):
-        reported = frozenset(kind for kind, series in reports.items() if series)
+    reported = tuple(reports)  # in the state's order: one plan per order met, all the same
+    for series in reports.values():
+        if not series:
+            reported = tuple(kind for kind, series in reports.items() if series)
+            break
     plan = _plan(ruleset, state.cluster, state.care_type, reported)
     seen = figures(state, now.date())
     run = _Run(state, seen, now, trigger)
@@ -236,7 +239,7 @@ def _most_severe_first(reasons: list[Reason]) -> None:
 
 
 def _plan(
-    ruleset: Ruleset, cluster: Cluster, care_type: str, reported: frozenset[SignalKind]
+    ruleset: Ruleset, cluster: Cluster, care_type: str, reported: tuple[SignalKind, ...]
 ) -> _Plan:
     """The rules that can judge such a department, in file order (worked out once per ruleset).
 
@@ -253,7 +256,7 @@ def _plan(
                 composites.append(_step(ruleset, compiled))
             elif not rule.signals or any(kind in reported for kind in rule.signals):
                 step = _step(ruleset, compiled)
-                plain.append((step.fast_when if step.kind in _CONDITIONAL else None, step))
+                plain.append((step.fast_when if step.conditional else None, step))
         plan = ruleset.plans[key] = _Plan(tuple(plain), tuple(composites), ruleset.version)
     return plan
 
@@ -272,6 +275,7 @@ def _step(ruleset: Ruleset, compiled: CompiledRule) -> _Step:
         compiled=compiled,
         id=rule.id,
         kind=rule.kind,
+        conditional=rule.kind in _CONDITIONAL,
         level=level,
         signals=rule.signals,
         hold_reports=(rule.hold.reports or 0) if rule.hold is not None else 0,
@@ -385,7 +389,7 @@ class _Run:
     def judge(self, step: _Step) -> Reason | None:
         kind = step.kind
         extra: dict[str, Any]
-        if kind in _CONDITIONAL:
+        if step.conditional:
             return self.fired(step) if self.holds(step) else None
         if kind is _TREND:
             found = self._trend(step)
@@ -405,9 +409,12 @@ class _Run:
             extra = {"value": values[-1], "days": round(days)}
             return self._reason(step, extra, limit)
         elif kind is _SILENCE:
-            newest = [series[-1].observed_at for series in self.state.reports.values() if series]
-            last = max(newest) if newest else self.state.registered_at
-            silent = (self.now - last).days
+            last = self.state.registered_at
+            newest: datetime | None = None
+            for series in self.state.reports.values():  # `max` of each kind's newest, inlined
+                if series and (newest is None or series[-1].observed_at > newest):
+                    newest = series[-1].observed_at
+            silent = (self.now - (last if newest is None else newest)).days
             if silent < step.days:
                 return None
             extra = {"days": silent}
