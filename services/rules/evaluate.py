@@ -204,8 +204,9 @@ def evaluate(
         return Assessment(_OK, 0, (), run.memory, plan.version)
     if plan.composites:
         plain = tuple(reasons)  # composites count these, never each other
+        ranks = [ORDER[reason.level] for reason in plain]
         for step in plan.composites:
-            reason = _composite(step, plain, seen)
+            reason = _composite(step, plain, ranks, seen)
             if reason is not None:
                 reasons.append(reason)
     if len(reasons) > 1:
@@ -497,15 +498,17 @@ def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, _NUMBER) and not isinstance(value, bool)
 
 
-def _composite(step: _Step, reasons: tuple[Reason, ...], seen: dict[str, Any]) -> Reason | None:
+def _composite(
+    step: _Step, reasons: tuple[Reason, ...], ranks: list[int], seen: dict[str, Any]
+) -> Reason | None:
     """Independent reasons from different signal kinds, together, raise the level.
 
     Lists, not sets: a handful of kinds and signals, and a signal id in a set is hashed by
     `uuid.UUID.__hash__`, Python code."""
     floor = step.floor
     kinds: list[SignalKind] = []
-    for reason in reasons:
-        if ORDER[reason.level] >= floor and reason.kind is not _SILENCE:
+    for i, reason in enumerate(reasons):
+        if ranks[i] >= floor and reason.kind is not _SILENCE:
             for kind in reason.signal_kinds:
                 if kind not in kinds:
                     kinds.append(kind)

@@ -182,17 +182,24 @@ def _day(value: Any) -> date | None:
 
 
 def _numbers(data: dict[str, Any]) -> dict[str, Any]:
-    """The numbers of a report as doubles (as `_number`, inlined: this runs per evaluation).
+    """The numbers of a report as doubles (as `_number`, inlined), in the report's order.
 
-    JSON gives exact floats and ints, checked by type first; `isinstance` is left for the odd
-    subclass (never a bool)."""
-    numbers: dict[str, Any] = {}
+    Most figures are doubles already: the report is copied whole (a copy of a dict is a copy of
+    its table), then an int made a double in its place and anything else taken out. JSON gives
+    exact floats and ints, checked by type first; `isinstance` is left for the odd subclass
+    (never a bool)."""
+    numbers = data.copy()
+    dropped: list[str] = []
     for k, v in data.items():
         kind = type(v)
         if kind is float:
-            numbers[k] = v
-        elif kind is int or (kind is not bool and kind is not str and isinstance(v, _NUMBER)):
+            continue
+        if kind is int or (kind is not bool and kind is not str and isinstance(v, _NUMBER)):
             numbers[k] = float(v)
+        else:
+            dropped.append(k)
+    for k in dropped:
+        del numbers[k]
     return numbers
 
 
