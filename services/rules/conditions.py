@@ -410,6 +410,7 @@ class _Disjunction(Condition):
 _FALSE: Final = 0
 _TRUE: Final = 1
 _MISSING: Final = 2  # a figure not reported: an error, which a false part elsewhere absorbs
+_ABSENT: Final = -1  # a figure not reported that a `has()` guards: the whole is false
 
 
 class _Test:
@@ -431,11 +432,12 @@ class _Constant(_Test):
         self.ordering = op not in ("==", "!=")
         self.double = type(constant) is float  # the usual case: compared as C doubles
         self.number: float = constant if type(constant) is float else 0.0
+        self.guarded = False  # a `has()` of the figure is part of the conjunction
 
     def outcome(self, seen: dict[str, Any]) -> int:
         a = _group(seen, self.group).get(self.name, ERROR)
         if a is ERROR:
-            return _MISSING
+            return _ABSENT if self.guarded else _MISSING
         if self.double:
             if type(a) is not float:
                 raise Unsure  # another type than the literal's: ask CEL
@@ -458,11 +460,15 @@ class _Pair(_Test):
         self.other_group = other_group
         self.other = other
         self.ordering = op not in ("==", "!=")
+        self.guarded = False  # by a `has()` of the first figure
+        self.other_guarded = False  # of the second
 
     def outcome(self, seen: dict[str, Any]) -> int:
         a = _group(seen, self.group).get(self.name, ERROR)
         b = _group(seen, self.other_group).get(self.other, ERROR)
         if a is ERROR or b is ERROR:
+            if (a is ERROR and self.guarded) or (b is ERROR and self.other_guarded):
+                return _ABSENT
             return _MISSING
         _checked(a, b, self.ordering)
         return _TRUE if _holds(self.op, a, b) else _FALSE
@@ -471,10 +477,15 @@ class _Pair(_Test):
 def _conjunction(parts: list[Node]) -> Condition:
     """`&&` over the parts, the usual ones checked in place: `has(g.f)` guards first (a missing
     figure makes the whole false at once), then comparisons of a figure with a literal, then of
-    two figures, then the rest."""
+    two figures, then the rest.
+
+    A guard of a figure that a comparison reads is checked by that comparison as it reads it
+    (one lookup, not two): a missing figure still makes the whole false. Only the route can
+    differ, never the answer: were an earlier comparison unsure of its values, the CEL program
+    answers instead, and its `false && …` is false too."""
     guards = [(part[1], part[2]) for part in parts if part[0] == "has"]
-    constants: list[_Test] = []
-    pairs: list[_Test] = []
+    constants: list[_Constant] = []
+    pairs: list[_Pair] = []
     others = []
     for part in parts:
         if part[0] == "has":
@@ -489,9 +500,30 @@ def _conjunction(parts: list[Node]) -> Condition:
             others.append(_emit(part))
     if len(guards) == 1 and len(constants) == 1 and not pairs and not others:
         test = constants[0]
-        if isinstance(test, _Constant) and guards[0] == (test.group, test.name):
+        if guards[0] == (test.group, test.name):
             return _Guarded(test)
-    return _Conjunction(guards, constants + pairs, others)
+    left = []
+    for guard in guards:
+        if not _guards_a_test(guard, constants, pairs):
+            left.append(guard)
+    tests: list[_Test] = [*constants, *pairs]
+    return _Conjunction(left, tests, others)
+
+
+def _guards_a_test(guard: tuple[str, str], constants: list[_Constant], pairs: list[_Pair]) -> bool:
+    """Hand the guard to the first comparison that reads its figure; False if none does."""
+    for constant in constants:
+        if (constant.group, constant.name) == guard:
+            constant.guarded = True
+            return True
+    for pair in pairs:
+        if (pair.group, pair.name) == guard:
+            pair.guarded = True
+            return True
+        if (pair.other_group, pair.other) == guard:
+            pair.other_guarded = True
+            return True
+    return False
 
 
 class _Conjunction(Condition):
@@ -511,7 +543,7 @@ class _Conjunction(Condition):
         failed = False
         for test in self.tests:
             found = test.outcome(seen)
-            if found == _FALSE:
+            if found <= _FALSE:  # false, or a guarded figure absent
                 return False
             if found == _MISSING:
                 failed = True

@@ -341,6 +341,18 @@ AWKWARD = (
     "norm.behandel_weeks",
     "(staffing.sick_leave_pct + 1.0) * 2.0",
     "1.0 < 2.0 < 3.0",
+    # `has()` guards checked by the comparison that reads the same figure, nested where the
+    # value (false or an error) shows, on either side of a pair, after another comparison:
+    "!(has(staffing.sick_leave_pct) && staffing.sick_leave_pct > 8.0)",
+    "!(has(waitlist.behandelwachttijd_weeks) && has(norm.behandel_weeks)"
+    " && waitlist.behandelwachttijd_weeks > norm.behandel_weeks)",
+    "has(norm.behandel_weeks) && staffing.sick_leave_pct > 1.0"
+    " && waitlist.behandelwachttijd_weeks > norm.behandel_weeks",
+    "!(has(closure.scope) && closure.scope == 'full' && has(closure.days_until)"
+    " && closure.days_until > 90.0)",
+    "has(staffing.sick_leave_pct) && staffing.sick_leave_pct >= 10.0"
+    " && staffing.sick_leave_pct < 25.0 || false",
+    "has(staffing.x) && staffing.sick_leave_pct > 1.0 && !has(staffing.fte_budgeted)",
 )
 # Expressions the closures leave to CEL: integers, functions, macros, deeper paths, and more.
 OUTSIDE = (
