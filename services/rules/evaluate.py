@@ -446,6 +446,9 @@ class _Run:
         for index, report in enumerate(reports):
             if report.observed_at >= since:
                 value = report.data.get(figure)
+                if type(value) is float:  # the usual case, taken as it is (no `float()` call)
+                    first_at, first = index, value
+                    break
                 if _is_number(value):
                     first_at, first = index, float(value)
                     break
@@ -454,6 +457,9 @@ class _Run:
         for report in reversed(reports[first_at + 1 :]):
             if report.observed_at >= since:
                 value = report.data.get(figure)
+                if type(value) is float:
+                    last = value
+                    break
                 if _is_number(value):
                     last = float(value)
                     break
@@ -476,14 +482,19 @@ class _Run:
         values: list[float] = []
         for report in reversed(self.state.reports.get(kind, ())):
             value = report.data.get(figure)
-            if _is_number(value):
+            number: float
+            if type(value) is float:  # the usual case, taken as it is (no `float()` call)
+                number = value
+            elif _is_number(value):
                 number = float(value)
-                if not values and number >= limit:
-                    return [], []
-                times.append(report.micros())
-                values.append(number)
-                if len(values) == wanted:
-                    break
+            else:
+                continue
+            if not values and number >= limit:
+                return [], []
+            times.append(report.micros())
+            values.append(number)
+            if len(values) == wanted:
+                break
         times.reverse()
         values.reverse()
         return times, values
