@@ -313,6 +313,9 @@ def remember(cache: StateCache, loaded: dict[uuid.UUID, Loaded]) -> None:
     """Keep each department as the batch leaves it: `token` by then the newest assessment's."""
     for department_id, entry in loaded.items():
         state = entry.state
+        for series in state.reports.values():
+            for report in series[:-1]:
+                report.forget_measured()  # only a kind's newest is judged again
         cache.keep(
             department_id,
             Remembered(

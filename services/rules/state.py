@@ -55,6 +55,11 @@ class Report:
         self._measured: dict[str, Any] | None = None
         self._micros = -1  # not worked out yet (an int, not `int | None`: compiled, unboxed)
 
+    def forget_measured(self) -> None:
+        """Let go of the figures `measured` kept, once a newer report of the kind is held: a
+        worker keeps a year of reports per department, and only each kind's newest is judged."""
+        self._measured = None
+
     def micros(self) -> int:
         """`observed_at` in whole microseconds since 1970 (`series.micros`), worked out once:
         a forecast reads the times of the last six reports at every judgement."""

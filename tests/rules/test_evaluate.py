@@ -16,13 +16,15 @@ import pytest
 
 from services.core.domain import Cluster, Level, SignalKind
 from services.core.reference.files import packaged_care_types
+from services.rules.cache import StateCache
 from services.rules.cases import department_state, load_cases
 from services.rules.conditions import ERROR, Unsure, compile_condition
 from services.rules.evaluate import ORDER, Assessment, Reason, _most_severe_first, evaluate
 from services.rules.explain import compile_template, render, render_template
+from services.rules.loading import DepartmentFacts, Loaded, remember
 from services.rules.ruleset import RuleKind, Ruleset, load_ruleset
 from services.rules.series import Point, days_until_limit
-from services.rules.state import DepartmentState, Report, RuleMemory
+from services.rules.state import DepartmentState, Report, RuleMemory, figures
 
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -682,3 +684,30 @@ def test_reasons_are_ordered_most_severe_first_then_by_rule_id() -> None:
         assert [(r.level, r.rule_id, r.figures["n"]) for r in reasons] == [
             (r.level, r.rule_id, r.figures["n"]) for r in expected
         ]
+
+
+def test_a_report_keeps_its_figures_and_a_remembered_department_only_the_newest() -> None:
+    """A report's figures are worked out at its first judgement and kept (the worker judges
+    a kind's newest again at every signal of another kind); what an older report kept is let go
+    when the department is remembered, so a year of reports does not keep a year of figures."""
+    older = report(SignalKind.STAFFING, 60, fte_budgeted=20, vacancies_fte=3.0, note="x")
+    newer = report(SignalKind.STAFFING, 30, fte_budgeted=20.0, vacancies_fte=4.0)
+    state = department(older, newer, report(SignalKind.WAITLIST, 30, waiting_count=12))
+    seen = figures(state, NOW.date())
+    assert seen["staffing"] is newer.measured()  # kept, not worked out again
+    assert seen["staffing"] == {"fte_budgeted": 20.0, "vacancies_fte": 4.0, "vacancy_pct": 20.0}
+    assert seen["waitlist"] == {"waiting_count": 12.0}
+    assert type(seen["waitlist"]["waiting_count"]) is float
+    figures_of_older = older.measured()  # as when it was the newest
+    assert figures_of_older == {"fte_budgeted": 20.0, "vacancies_fte": 3.0, "vacancy_pct": 15.0}
+    assert list(figures_of_older) == ["fte_budgeted", "vacancies_fte", "vacancy_pct"]
+
+    facts = DepartmentFacts(
+        *(state.department_id, "F1", "", "Utrecht", 1, state.care_type, state.cluster),
+        *("regional", None, True),
+    )
+    cache = StateCache()
+    remember(cache, {state.department_id: Loaded(facts, state, None, NOW - timedelta(days=400))})
+    assert older.measured() is not figures_of_older  # let go, and worked out anew if asked
+    assert older.measured() == figures_of_older
+    assert newer.measured() is seen["staffing"]  # the newest keeps its own
