@@ -40,6 +40,9 @@ _TREND: Final = RuleKind.TREND
 _FORECAST: Final = RuleKind.FORECAST
 _SILENCE: Final = RuleKind.SILENCE
 _OK: Final = Level.OK
+_WATCH: Final = Level.WATCH
+_THREATENED: Final = Level.THREATENED
+_CRITICAL: Final = Level.CRITICAL
 _FAILED: Final = (KeyError, RuntimeError, ValueError, TypeError)  # what a CEL program raises
 _NUMBER: Final = (int, float)  # a tuple, not `int | float`: that builds a new union at every call
 
@@ -157,6 +160,7 @@ class _Step:
     horizon: float
     min_reports: int
     days: int
+    silence: timedelta  # `days` as a span
     min_kinds: int
     floor: int  # composite: the rank a reason needs to count
     templates: dict[str, Template]
@@ -204,7 +208,7 @@ def evaluate(
         return Assessment(_OK, 0, (), run.memory, plan.version)
     if plan.composites:
         plain = tuple(reasons)  # composites count these, never each other
-        ranks = [ORDER[reason.level] for reason in plain]
+        ranks = [_rank(reason.level) for reason in plain]
         for step in plan.composites:
             reason = _composite(step, plain, ranks, seen)
             if reason is not None:
@@ -221,17 +225,29 @@ def evaluate(
     )
 
 
+def _rank(level: Level) -> int:
+    """`ORDER[level]`, the members compared by identity first (a dict keyed by enum members is
+    looked up through its generic path)."""
+    if level is _WATCH:
+        return 1
+    if level is _THREATENED:
+        return 2
+    if level is _CRITICAL:
+        return 3
+    return ORDER[level]
+
+
 def _most_severe_first(reasons: list[Reason]) -> None:
     """Sort in place by level (most severe first), then rule id: an insertion sort, as
     `sort(key=...)` would order them. A handful of reasons; compiled, this is a C loop, where
     `sort` called a key function through Python per reason."""
     for i in range(1, len(reasons)):
         reason = reasons[i]
-        rank, rule_id = ORDER[reason.level], reason.rule_id
+        rank, rule_id = _rank(reason.level), reason.rule_id
         j = i - 1
         while j >= 0:
             other = reasons[j]
-            other_rank = ORDER[other.level]
+            other_rank = _rank(other.level)
             if other_rank > rank or (other_rank == rank and other.rule_id <= rule_id):
                 break
             reasons[j + 1] = other
@@ -291,6 +307,7 @@ def _step(ruleset: Ruleset, compiled: CompiledRule) -> _Step:
         horizon=rule.horizon_days or 0,
         min_reports=rule.min_reports,
         days=rule.days or 0,
+        silence=timedelta(days=rule.days or 0),
         min_kinds=rule.min_kinds or 2,
         floor=ORDER[Level(rule.from_level or Level.WATCH)],
         templates={
@@ -415,7 +432,13 @@ class _Run:
             for series in self.state.reports.values():  # `max` of each kind's newest, inlined
                 if series and (newest is None or series[-1].observed_at > newest):
                     newest = series[-1].observed_at
-            silent = (self.now - (last if newest is None else newest)).days
+            if newest is not None:
+                last = newest
+            # `(now - last).days < days`, as a comparison of times: the usual answer (not
+            # silent) without the subtraction of two zoned times and a `timedelta` made of it.
+            if last > self.now - step.silence:
+                return None
+            silent = (self.now - last).days
             if silent < step.days:
                 return None
             extra = {"days": silent}

@@ -298,6 +298,18 @@ def test_silence_counts_from_the_last_report_or_registration(ruleset: Ruleset) -
     assert evaluate(department(registered_days_ago=40), ruleset, NOW).level is Level.WATCH
 
 
+def test_silence_begins_at_exactly_its_days_whatever_the_zone(ruleset: Ruleset) -> None:
+    """21 days to the microsecond is silence, a microsecond less is not; a report's zone
+    changes neither."""
+    amsterdam = timezone(timedelta(hours=1))
+    for gap, silent in ((timedelta(days=21), True), (timedelta(days=21, microseconds=-1), False)):
+        for zone in (UTC, amsterdam):
+            at = (NOW - gap).astimezone(zone)
+            quiet = department(Report(uuid.uuid4(), SignalKind.STAFFING, at, {"fte_budgeted": 9}))
+            found = [r.figures["days"] for r in evaluate(quiet, ruleset, NOW).reasons]
+            assert found == ([21] if silent else []), (gap, zone)
+
+
 def test_composite_raises_when_two_kinds_agree(ruleset: Ruleset) -> None:
     state = department(
         report(SignalKind.STAFFING, 2, fte_budgeted=20, sick_leave_pct=9.0),
