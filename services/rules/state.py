@@ -196,10 +196,11 @@ def _numbers(data: dict[str, Any]) -> dict[str, Any]:
     numbers = data.copy()
     dropped: list[str] = []
     for k, v in data.items():
-        kind = type(v)
-        if kind is float:
+        if type(v) is float:
             continue
-        if kind is int or (kind is not bool and kind is not str and isinstance(v, _NUMBER)):
+        if type(v) is int:  # noqa: SIM114 - apart, so `v` is an int: `float()` a C conversion
+            numbers[k] = float(v)
+        elif type(v) is not bool and type(v) is not str and isinstance(v, _NUMBER):
             numbers[k] = float(v)
         else:
             dropped.append(k)
