@@ -6,7 +6,8 @@ throughput end to end on PostgreSQL (`--worker`, see bench/rules_worker.py).
         [--server-url URL] [--breakdown] [--py-spy PATH] [--json out.json]
 
 **Pure evaluation.** Each sample evaluates a department of a realistic shape (a year of monthly
-reports of every kind its care type has) right after a signal arrives, as the worker does. Four
+reports of every kind its care type has) right after a signal arrives, as the worker does: the
+newest report of the signal's kind is new, its figures not yet worked out. Four
 figures, all measured in the same run, in turns of 1,000 samples so that a busy second of the
 machine falls on all of them alike:
 
