@@ -149,6 +149,14 @@ def coverage_part(cell: Cell, row: Alert) -> AlertPart:
     ).part()
 
 
+def recovered(part: AlertPart) -> NewEvent:
+    """`alert.resolved` after the hysteresis, through the contract's model."""
+    return new_event(
+        AlertResolved(alert=part, reason=ResolutionReason.RECOVERED, resolved_by=None, note=None),
+        source=Service.RULES,
+    )
+
+
 def test_assessment_changed_is_what_the_contract_makes() -> None:
     every = stored_reasons()
     assert len({r["rule_id"] for reasons in every for r in reasons}) >= 12
@@ -225,15 +233,7 @@ def test_department_alert_events_are_what_the_contract_makes() -> None:
         row.status, row.resolved_at = AlertStatus.RESOLVED, moment + timedelta(days=40)
         assert_same(
             events.alert_recovered(events.department_alert(department, row)),
-            new_event(
-                AlertResolved(
-                    alert=department_part(department, row),
-                    reason=ResolutionReason.RECOVERED,
-                    resolved_by=None,
-                    note=None,
-                ),
-                source=Service.RULES,
-            ),
+            recovered(department_part(department, row)),
         )
 
 
@@ -261,15 +261,7 @@ def test_coverage_events_are_what_the_contract_makes(region: str | None) -> None
         row.status, row.resolved_at = AlertStatus.RESOLVED, moment
         assert_same(
             events.alert_recovered(events.coverage_alert(cell, row)),
-            new_event(
-                AlertResolved(
-                    alert=coverage_part(cell, row),
-                    reason=ResolutionReason.RECOVERED,
-                    resolved_by=None,
-                    note=None,
-                ),
-                source=Service.RULES,
-            ),
+            recovered(coverage_part(cell, row)),
         )
         figures = {
             "departments_active": len(cell.members),
